@@ -1,0 +1,1 @@
+"""Subscribers to annotation events (filled in by the training pipeline)."""

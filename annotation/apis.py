@@ -1,0 +1,399 @@
+"""The annotation API: one thin class per operation. Input is validated by a nested
+InputSerializer, the work is one service or selector call, output is an OutputSerializer."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .assignment import (
+    CANONICAL_LABELS,
+    DISPLAY_PREFERENCES,
+    JudgmentInput,
+    assignment_skip,
+    judgment_submit,
+    pair_lease_next,
+    preference_to_display,
+)
+from .importing import pairs_import
+from .models import ERROR_SPAN_TYPES, FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
+from .parsers import NDJSONParser
+from .permissions import IsAdminRole, IsPhysician
+
+
+class BatchOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    specialty = serializers.CharField(source="specialty.name")
+    description = serializers.CharField()
+    state = serializers.CharField()
+    raters_per_pair = serializers.IntegerField()
+    rubric = serializers.JSONField()
+    rationale_policy = serializers.CharField()
+    calibration_rate = serializers.FloatField()
+    lease_seconds = serializers.IntegerField()
+    min_alpha = serializers.FloatField()
+    min_rater_kappa = serializers.FloatField()
+    training_pipeline = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    opened_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField()
+    exported_at = serializers.DateTimeField()
+    pairs_short_at_close = serializers.IntegerField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+
+    def get_progress(self, batch) -> dict:
+        return selectors.batch_progress(batch)
+
+
+def batch_response(batch_id: int, *, status_code=status.HTTP_200_OK) -> Response:
+    return Response(BatchOutput(selectors.batch_with_progress(batch_id=batch_id)).data, status=status_code)
+
+
+class BatchListCreateApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        specialty = serializers.CharField(max_length=100)
+        raters_per_pair = serializers.IntegerField(min_value=1, max_value=20, default=3)
+        rubric = serializers.ListField(child=serializers.DictField(), required=False, allow_empty=False)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        rationale_policy = serializers.ChoiceField(choices=RationalePolicy.values, default=RationalePolicy.OPTIONAL)
+        calibration_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.1)
+        lease_seconds = serializers.IntegerField(min_value=60, max_value=24 * 3600, required=False)
+
+    @extend_schema(responses=BatchOutput(many=True))
+    def get(self, request):
+        state = request.query_params.get("state")
+        batches = selectors.batches_with_progress(states=[state] if state else None)
+        return Response(BatchOutput(batches, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: BatchOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        batch = services.batch_create(
+            name=v["name"], specialty_name=v["specialty"], raters_per_pair=v["raters_per_pair"], rubric=v.get("rubric"),
+            description=v["description"], rationale_policy=v["rationale_policy"], calibration_rate=v["calibration_rate"],
+            lease_seconds=v.get("lease_seconds"), created_by=request.user,
+        )
+        return batch_response(batch.pk, status_code=status.HTTP_201_CREATED)
+
+
+class BatchDetailApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(responses=BatchOutput)
+    def get(self, request, batch_id: int):
+        return batch_response(batch_id)
+
+
+class BatchPairsImportApi(APIView):
+    """Body: JSONL (`application/x-ndjson`) or a JSON list of pair objects."""
+
+    permission_classes = [IsAdminRole]
+    parser_classes = [NDJSONParser, JSONParser]
+
+    @extend_schema(request={"application/x-ndjson": str, "application/json": list},
+                   responses={201: dict, 400: dict})
+    def post(self, request, batch_id: int):
+        batch = selectors.batch_get(batch_id=batch_id)
+        body = request.data
+        if isinstance(body, list):
+            import json
+
+            lines = [json.dumps(item) if not isinstance(item, (str, bytes)) else item for item in body]
+        elif isinstance(body, dict) and "lines" in body:
+            lines = body["lines"]
+        else:
+            return Response(
+                {"detail": "Send JSONL (Content-Type: application/x-ndjson) or a JSON list of pair objects."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        created = pairs_import(batch=batch, lines=lines, actor=request.user)
+        return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+class BatchOpenApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(request=None, responses={200: BatchOutput, 409: dict})
+    def post(self, request, batch_id: int):
+        services.batch_open(batch_id=batch_id, actor=request.user)
+        return batch_response(batch_id)
+
+
+class BatchCloseApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        force = serializers.BooleanField(default=False, help_text="Close although some pairs lack judgments.")
+        override_reason = serializers.CharField(
+            required=False, allow_blank=True, default="",
+            help_text="Written reason to start training although agreement is below the batch's thresholds.",
+        )
+
+    @extend_schema(request=InputSerializer, responses={200: BatchOutput, 409: dict})
+    def post(self, request, batch_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.batch_close(batch_id=batch_id, actor=request.user, force=data.validated_data["force"],
+                             override_reason=data.validated_data["override_reason"].strip())
+        return batch_response(batch_id)
+
+
+# ---------------------------------------------------------------- physicians: the hot path
+
+def assignment_payload(assignment) -> dict:
+    """A pair in the recorded display order, labelled slot 1 / 2 only (never A/B)."""
+    pair = assignment.pair
+    first, second = (pair.completion_a, pair.completion_b) if assignment.a_shown_first else (pair.completion_b, pair.completion_a)
+    batch = assignment.batch
+    return {
+        "assignment_id": assignment.pk,
+        "batch": {"id": batch.pk, "name": batch.name},
+        "prompt": pair.prompt.text,
+        "responses": [{"slot": 1, "text": first.text}, {"slot": 2, "text": second.text}],
+        "rubric": batch.rubric,
+        "rationale_policy": batch.rationale_policy,
+        "lease_expires_at": assignment.expires_at.isoformat(),
+    }
+
+
+class NextPairApi(APIView):
+    permission_classes = [IsPhysician]
+
+    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses={200: dict, 204: None})
+    def get(self, request):
+        batch = request.query_params.get("batch")
+        if batch is not None and not batch.isdigit():
+            return Response({"detail": "batch must be a batch id (an integer)."}, status=status.HTTP_400_BAD_REQUEST)
+        assignment = pair_lease_next(rater=request.user, batch_id=int(batch) if batch else None)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(assignment_payload(assignment))
+
+
+class JudgmentOutput(serializers.Serializer):
+    """A judgment as its author sees it: display terms of their own assignment, plus canonical."""
+
+    id = serializers.IntegerField()
+    assignment_id = serializers.IntegerField()
+    pair_id = serializers.IntegerField()
+    batch_id = serializers.IntegerField()
+    rater = serializers.CharField(source="rater.username")
+    revision = serializers.IntegerField()
+    preference = serializers.SerializerMethodField()
+    preference_canonical = serializers.SerializerMethodField()
+    criteria = serializers.JSONField()
+    flags = serializers.JSONField()
+    a_unsafe = serializers.BooleanField()
+    b_unsafe = serializers.BooleanField()
+    both_unacceptable = serializers.BooleanField()
+    harm_severity = serializers.CharField()
+    error_spans = serializers.JSONField()
+    rationale = serializers.CharField()
+    time_spent_ms = serializers.IntegerField(allow_null=True)
+    idempotency_key = serializers.CharField()
+    is_current = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+    def get_preference(self, j) -> str:
+        return preference_to_display(j.preference, a_shown_first=j.a_shown_first)
+
+    def get_preference_canonical(self, j) -> str:
+        return CANONICAL_LABELS[j.preference]
+
+
+class JudgmentSubmitApi(APIView):
+    permission_classes = [IsPhysician]
+
+    class InputSerializer(serializers.Serializer):
+        preference = serializers.ChoiceField(choices=list(DISPLAY_PREFERENCES))
+        idempotency_key = serializers.CharField(max_length=100)
+        criteria = serializers.DictField(child=serializers.CharField(allow_blank=True, allow_null=True), required=False)
+        flags = serializers.DictField(
+            child=serializers.ListField(child=serializers.ChoiceField(choices=FLAG_CHOICES)), required=False
+        )
+        unsafe = serializers.DictField(child=serializers.BooleanField(), required=False)
+        both_unacceptable = serializers.BooleanField(default=False)
+        harm_severity = serializers.ChoiceField(choices=HarmSeverity.values, default=HarmSeverity.NONE)
+        error_spans = serializers.ListField(child=serializers.DictField(), required=False)
+        rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+        time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000)
+
+    @extend_schema(request=InputSerializer, responses={201: JudgmentOutput, 200: JudgmentOutput})
+    def post(self, request, assignment_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        judgment, created = judgment_submit(
+            assignment_id=assignment_id, rater=request.user, data=JudgmentInput(**data.validated_data)
+        )
+        return Response(JudgmentOutput(judgment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class AssignmentSkipApi(APIView):
+    permission_classes = [IsPhysician]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def post(self, request, assignment_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = assignment_skip(assignment_id=assignment_id, rater=request.user, reason=data.validated_data["reason"])
+        return Response({"assignment_id": assignment.pk, "status": assignment.status})
+
+
+class AssignmentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    batch_id = serializers.IntegerField()
+    status = serializers.CharField()
+    leased_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+
+class AssignmentListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=AssignmentOutput(many=True))
+    def get(self, request):
+        return Response(AssignmentOutput(selectors.assignments_of(user=request.user)[:500], many=True).data)
+
+
+class AssignmentDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=dict)
+    def get(self, request, assignment_id: int):
+        assignment = selectors.assignment_of(user=request.user, assignment_id=assignment_id)
+        return Response({**assignment_payload(assignment), "status": assignment.status})
+
+
+class JudgmentListApi(APIView):
+    """Physicians get their own judgments; admins get everyone's (filter with ?batch=)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=JudgmentOutput(many=True))
+    def get(self, request):
+        batch = request.query_params.get("batch")
+        if batch is not None and not batch.isdigit():
+            return Response({"detail": "batch must be a batch id (an integer)."}, status=status.HTTP_400_BAD_REQUEST)
+        qs = selectors.judgments_visible_to(user=request.user, batch_id=int(batch) if batch else None)
+        from rest_framework.pagination import LimitOffsetPagination
+
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(JudgmentOutput(page, many=True).data)
+
+
+# ---------------------------------------------------------------- users, audit
+
+class RaterOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="user.id")
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+    specialty = serializers.CharField(source="specialty.name", allow_null=True)
+    credentials = serializers.CharField()
+    is_active = serializers.BooleanField()
+
+
+class RaterListCreateApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(min_length=8, write_only=True)
+        specialty = serializers.CharField(max_length=100)
+        role = serializers.ChoiceField(choices=Role.values, default=Role.PHYSICIAN)
+        credentials = serializers.CharField(required=False, allow_blank=True, default="")
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=RaterOutput(many=True))
+    def get(self, request):
+        return Response(RaterOutput(selectors.raters_with_stats(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: RaterOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        user, specialty_created = services.rater_create(
+            username=v["username"], password=v["password"], specialty_name=v["specialty"], role=v["role"],
+            credentials=v["credentials"], email=v["email"], actor=request.user,
+        )
+        return Response({**RaterOutput(user.profile).data, "specialty_created": specialty_created}, status=status.HTTP_201_CREATED)
+
+
+class RaterActiveApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        is_active = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses=RaterOutput)
+    def post(self, request, user_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        profile = services.rater_set_active(user=selectors.user_get(user_id=user_id), is_active=data.validated_data["is_active"], actor=request.user)
+        return Response(RaterOutput(profile).data)
+
+
+class SpecialtyListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        from .models import Specialty
+
+        return Response([{"id": s.pk, "name": s.name, "slug": s.slug} for s in Specialty.objects.all()])
+
+
+class AuditEventOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    actor = serializers.CharField(source="actor.username", allow_null=True)
+    action = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    batch_id = serializers.IntegerField(allow_null=True)
+    data = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class AuditListApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(responses=AuditEventOutput(many=True))
+    def get(self, request):
+        p = request.query_params
+        batch = p.get("batch")
+        if batch is not None and not batch.isdigit():
+            return Response({"detail": "batch must be a batch id (an integer)."}, status=status.HTTP_400_BAD_REQUEST)
+        qs = selectors.audit_events(username=p.get("user"), batch_id=int(batch) if batch else None,
+                                    object_type=p.get("object_type"), object_id=p.get("object_id"), action=p.get("action"))
+        from rest_framework.pagination import LimitOffsetPagination
+
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(AuditEventOutput(page, many=True).data)
+
+
+class MeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        profile = getattr(request.user, "profile", None)
+        return Response({
+            "id": request.user.pk, "username": request.user.username,
+            "role": profile.role if profile else None,
+            "specialty": profile.specialty.name if profile and profile.specialty else None,
+        })

@@ -1,0 +1,358 @@
+"""The judging hot path: handing a physician their next pair, and recording what they said.
+
+Designed for many raters at once on 2 cores: a constant, small number of queries per call,
+every filter backed by an index, and no counting of assignments at request time (the
+pair's `open_slots` / `judgments_count` counters are kept inside the transactions below).
+
+Lock order, to stay free of deadlocks: leasing locks a pair row, then writes only the
+caller's own assignment row; submitting and reclaiming lock assignment rows, then pairs."""
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from .audit import audit_record
+from .errors import Conflict, DomainError, Forbidden, LeaseExpired, NotFound
+from .models import (
+    ERROR_SPAN_TYPES,
+    FLAG_CHOICES,
+    Assignment,
+    AssignmentStatus,
+    Batch,
+    BatchState,
+    HarmSeverity,
+    Judgment,
+    Pair,
+    RationalePolicy,
+    Role,
+)
+
+# Display terms (slot 1 = the response shown first) -> strength towards slot 2.
+DISPLAY_PREFERENCES = {"1>>2": -2, "1>2": -1, "=": 0, "2>1": 1, "2>>1": 2}
+CANONICAL_LABELS = {-2: "A>>B", -1: "A>B", 0: "=", 1: "B>A", 2: "B>>A"}
+
+
+def preference_to_canonical(display: str, *, a_shown_first: bool) -> int:
+    """'1>>2' etc. as seen on screen -> the stored -2..2 scale where negative favours A."""
+    if display not in DISPLAY_PREFERENCES:
+        raise DomainError(f"preference must be one of {', '.join(DISPLAY_PREFERENCES)}; got {display!r}.")
+    towards_slot_2 = DISPLAY_PREFERENCES[display]
+    return towards_slot_2 if a_shown_first else -towards_slot_2
+
+
+def preference_to_display(canonical: int, *, a_shown_first: bool) -> str:
+    towards_slot_2 = canonical if a_shown_first else -canonical
+    return {v: k for k, v in DISPLAY_PREFERENCES.items()}[towards_slot_2]
+
+
+def slot_to_side(slot, *, a_shown_first: bool) -> str:
+    """Response slot 1/2 on screen -> canonical side 'a'/'b'."""
+    if str(slot) not in {"1", "2"}:
+        raise DomainError(f"Response slot must be 1 or 2; got {slot!r}.")
+    first = str(slot) == "1"
+    return "a" if first == a_shown_first else "b"
+
+
+def _require_physician(rater) -> None:
+    profile = getattr(rater, "profile", None)
+    if profile is None or profile.role != Role.PHYSICIAN:
+        raise Forbidden("Only physicians judge pairs.")
+    if not profile.is_active:
+        raise Forbidden("Your rater account is deactivated; ask an admin to reactivate it.")
+
+
+# ---------------------------------------------------------------- leases
+
+_last_reclaim = 0.0
+RECLAIM_EVERY_SECONDS = 5.0
+
+
+def leases_reclaim(*, now=None) -> int:
+    """Expire leases past their time and give their slots back to the pool. Returns how many."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.filter(status=AssignmentStatus.LEASED, expires_at__lte=now)
+            .select_for_update(skip_locked=True)
+            .order_by("id")
+            .values_list("id", "pair_id")
+        )
+        if not stale:
+            return 0
+        Assignment.objects.filter(id__in=[a for a, _ in stale]).update(status=AssignmentStatus.EXPIRED)
+        freed: dict[int, int] = {}
+        for _, pair_id in stale:
+            freed[pair_id] = freed.get(pair_id, 0) + 1
+        for pair_id in sorted(freed):
+            Pair.objects.filter(pk=pair_id).update(open_slots=F("open_slots") + freed[pair_id])
+    return len(stale)
+
+
+def _maybe_reclaim(now) -> None:
+    # The reclaim query is cheap but not free; once every few seconds per process is plenty
+    # for leases measured in minutes.
+    global _last_reclaim
+    if time.monotonic() - _last_reclaim >= RECLAIM_EVERY_SECONDS:
+        _last_reclaim = time.monotonic()
+        leases_reclaim(now=now)
+
+
+def _candidate_pairs(*, batch_ids: list[int], rater, calibration: bool):
+    blocked = Assignment.objects.filter(pair=OuterRef("pk"), rater=rater).exclude(status=AssignmentStatus.EXPIRED)
+    qs = Pair.objects.filter(batch_id__in=batch_ids).exclude(Exists(blocked))
+    if calibration:
+        return qs.filter(gold_preference__isnull=False).order_by("id")
+    # Fullest pairs first, so pairs get completed rather than all half-done.
+    return qs.filter(gold_preference__isnull=True, open_slots__gt=0).order_by("open_slots", "id")
+
+
+def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | None = None) -> Assignment | None:
+    """Give `rater` one pair to judge, or None when nothing is left for them.
+
+    Returns their unexpired lease if they hold one (a reload must not burn a second pair).
+    Otherwise takes a pair from an open batch of their specialty that they have not judged
+    or skipped and that has a free slot, locking it with SKIP LOCKED so concurrent raters
+    spread over different pairs and a pair is never leased beyond raters_per_pair."""
+    _require_physician(rater)
+    now = timezone.now()
+    held = (
+        Assignment.objects.filter(rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=now)
+        .select_related("pair__prompt", "pair__completion_a", "pair__completion_b", "batch")
+    )
+    if batch_id is not None:
+        held = held.filter(batch_id=batch_id)
+    current = held.first()
+    if current is not None:
+        return current
+
+    _maybe_reclaim(now)
+    batches = Batch.objects.filter(state=BatchState.OPEN, specialty_id=rater.profile.specialty_id)
+    if batch_id is not None:
+        batches = batches.filter(pk=batch_id)
+    batches = {b.pk: b for b in batches}
+    if not batches:
+        return None
+    batch_ids = sorted(batches)
+    rng = rng or random
+    calibration_rate = max(b.calibration_rate for b in batches.values())
+    order = [True, False] if rng.random() < calibration_rate else [False]
+    for calibration in order:
+        assignment = _lease_first_free(batch_ids=batch_ids, batches=batches, rater=rater, calibration=calibration, now=now, rng=rng)
+        if assignment is not None:
+            return assignment
+    return None
+
+
+def _lease_first_free(*, batch_ids, batches, rater, calibration: bool, now, rng) -> Assignment | None:
+    had_expired = Assignment.objects.filter(pair=OuterRef("pk"), rater=rater, status=AssignmentStatus.EXPIRED)
+    with transaction.atomic():
+        pair = (
+            _candidate_pairs(batch_ids=batch_ids, rater=rater, calibration=calibration)
+            .annotate(rater_had_expired=Exists(had_expired))
+            .select_related("prompt", "completion_a", "completion_b")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if pair is None:
+            return None
+        batch = batches[pair.batch_id]
+        fields = dict(
+            batch=batch, status=AssignmentStatus.LEASED, a_shown_first=rng.random() < 0.5,
+            is_calibration=calibration, leased_at=now, expires_at=now + timedelta(seconds=batch.lease_seconds),
+            finished_at=None,
+        )
+        if pair.rater_had_expired:
+            assignment = Assignment.objects.get(pair=pair, rater=rater)
+            for key, value in fields.items():
+                setattr(assignment, key, value)
+            assignment.save(update_fields=list(fields))
+        else:
+            assignment = Assignment.objects.create(pair=pair, rater=rater, **fields)
+        if not calibration:
+            Pair.objects.filter(pk=pair.pk).update(open_slots=F("open_slots") - 1)
+        assignment.pair = pair
+        return assignment
+
+
+@transaction.atomic
+def assignment_skip(*, assignment_id: int, rater, reason: str) -> Assignment:
+    """A physician passes on a pair (e.g. outside their competence). The slot goes back to the pool."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Say why you skip this pair (reason is required).")
+    assignment = _own_assignment_locked(assignment_id=assignment_id, rater=rater)
+    if assignment.status != AssignmentStatus.LEASED:
+        raise Conflict(f"This assignment is {assignment.status}; only a leased pair can be skipped.")
+    assignment.status = AssignmentStatus.SKIPPED
+    assignment.skip_reason = reason[:500]
+    assignment.finished_at = timezone.now()
+    assignment.save(update_fields=["status", "skip_reason", "finished_at"])
+    if not assignment.is_calibration:
+        Pair.objects.filter(pk=assignment.pair_id).update(open_slots=F("open_slots") + 1)
+    audit_record(actor=rater, action="assignment.skipped", obj=assignment, batch=assignment.batch_id, data={"reason": reason[:500]})
+    return assignment
+
+
+def _own_assignment_locked(*, assignment_id: int, rater) -> Assignment:
+    try:
+        return (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("batch", "pair__completion_a", "pair__completion_b")
+            .get(pk=assignment_id, rater=rater)
+        )
+    except Assignment.DoesNotExist:
+        # Someone else's assignment looks exactly like a missing one: no existence leak.
+        raise NotFound(f"Assignment {assignment_id} does not exist or is not yours.")
+
+
+# ---------------------------------------------------------------- judgments
+
+@dataclass
+class JudgmentInput:
+    """A judgment in display terms, as the physician saw the pair (slot 1 / slot 2)."""
+
+    preference: str
+    idempotency_key: str
+    criteria: dict | None = None
+    flags: dict | None = None
+    unsafe: dict | None = None
+    both_unacceptable: bool = False
+    harm_severity: str = HarmSeverity.NONE
+    error_spans: list | None = None
+    rationale: str = ""
+    time_spent_ms: int | None = None
+
+
+def _to_canonical(data: JudgmentInput, *, assignment: Assignment) -> dict:
+    """Validate every field and translate slots 1/2 into canonical sides a/b."""
+    shown_a = assignment.a_shown_first
+    batch = assignment.batch
+    key = (data.idempotency_key or "").strip()
+    if not key or len(key) > 100:
+        raise DomainError("idempotency_key is required (1-100 characters), one per judgment attempt.")
+    preference = preference_to_canonical(data.preference, a_shown_first=shown_a)
+
+    rubric_keys = {c["key"] for c in batch.rubric}
+    criteria = {}
+    for name, value in (data.criteria or {}).items():
+        if name not in rubric_keys:
+            raise DomainError(f"Unknown rubric criterion {name!r}; this batch uses {', '.join(sorted(rubric_keys))}.")
+        if value in (None, ""):
+            continue
+        criteria[name] = preference_to_canonical(str(value), a_shown_first=shown_a)
+
+    flags = {"a": [], "b": []}
+    for slot, names in (data.flags or {}).items():
+        side = slot_to_side(slot, a_shown_first=shown_a)
+        if not isinstance(names, list) or any(n not in FLAG_CHOICES for n in names):
+            raise DomainError(f"flags[{slot}] must be a list drawn from {', '.join(FLAG_CHOICES)}.")
+        flags[side] = sorted(set(names))
+
+    unsafe = {"a": False, "b": False}
+    for slot, value in (data.unsafe or {}).items():
+        unsafe[slot_to_side(slot, a_shown_first=shown_a)] = bool(value)
+
+    if data.harm_severity not in HarmSeverity.values:
+        raise DomainError(f"harm_severity must be one of {', '.join(HarmSeverity.values)}.")
+    vetoed = unsafe["a"] or unsafe["b"] or data.both_unacceptable
+    if vetoed and data.harm_severity == HarmSeverity.NONE:
+        raise DomainError("A response marked unsafe or unacceptable needs a harm severity (mild, moderate or severe).")
+
+    texts = {"a": assignment.pair.completion_a.text, "b": assignment.pair.completion_b.text}
+    spans = []
+    for i, span in enumerate(data.error_spans or [], 1):
+        if not isinstance(span, dict):
+            raise DomainError(f"error_spans[{i}] must be an object with response, start, end, type.")
+        side = slot_to_side(span.get("response"), a_shown_first=shown_a)
+        start, end = span.get("start"), span.get("end")
+        if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(texts[side]):
+            raise DomainError(f"error_spans[{i}]: start/end must be character offsets inside the response (0 <= start < end <= {len(texts[side])}).")
+        if span.get("type") not in ERROR_SPAN_TYPES:
+            raise DomainError(f"error_spans[{i}].type must be one of {', '.join(ERROR_SPAN_TYPES)}.")
+        spans.append({"response": side, "start": start, "end": end, "type": span["type"], "text": texts[side][start:end]})
+
+    rationale = (data.rationale or "").strip()
+    needs_rationale = batch.rationale_policy == RationalePolicy.ALWAYS or (
+        batch.rationale_policy == RationalePolicy.TIES_AND_STRONG and abs(preference) in (0, 2)
+    )
+    if needs_rationale and not rationale:
+        raise DomainError("This batch asks for a rationale for this judgment (ties and strong preferences need one).")
+    if len(rationale) > 10_000:
+        raise DomainError("Rationale is longer than 10,000 characters.")
+    time_spent = data.time_spent_ms
+    if time_spent is not None and (not isinstance(time_spent, int) or time_spent < 0):
+        raise DomainError("time_spent_ms must be a non-negative integer.")
+    return dict(
+        preference=preference, criteria=criteria, flags=flags, a_unsafe=unsafe["a"], b_unsafe=unsafe["b"],
+        both_unacceptable=bool(data.both_unacceptable), harm_severity=data.harm_severity, error_spans=spans,
+        rationale=rationale, time_spent_ms=time_spent, idempotency_key=key,
+    )
+
+
+def judgment_submit(*, assignment_id: int, rater, data: JudgmentInput) -> tuple[Judgment, bool]:
+    """Record a judgment. Returns (judgment, created).
+
+    The same idempotency key twice returns the first judgment (created=False): a double click
+    or a retried request after a dropped connection stores one judgment. A new key on an
+    already-submitted assignment is a correction: a new revision, the old one kept as history."""
+    _require_physician(rater)
+    key = (data.idempotency_key or "").strip()
+    replay = _judgment_replay(rater=rater, key=key, assignment_id=assignment_id)
+    if replay is not None:
+        return replay, False
+    try:
+        with transaction.atomic():
+            return _judgment_write(assignment_id=assignment_id, rater=rater, data=data), True
+    except IntegrityError:
+        # A concurrent request with the same key won the race; answer with its judgment.
+        replay = _judgment_replay(rater=rater, key=key, assignment_id=assignment_id)
+        if replay is None:
+            raise
+        return replay, False
+
+
+def _judgment_replay(*, rater, key: str, assignment_id: int) -> Judgment | None:
+    if not key:
+        return None
+    existing = Judgment.objects.filter(rater=rater, idempotency_key=key).select_related("assignment").first()
+    if existing is not None and existing.assignment_id != assignment_id:
+        raise Conflict("This idempotency_key was already used for another assignment; send a fresh key.")
+    return existing
+
+
+def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgment:
+    assignment = _own_assignment_locked(assignment_id=assignment_id, rater=rater)
+    if assignment.batch.state != BatchState.OPEN:
+        raise Conflict(f"Batch {assignment.batch.name!r} is {assignment.batch.state}; it takes no more judgments.")
+    now = timezone.now()
+    previous = None
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        previous = Judgment.objects.select_for_update().get(assignment=assignment, is_current=True)
+    elif assignment.status == AssignmentStatus.SKIPPED:
+        raise Conflict("You skipped this pair; it cannot be judged now.")
+    elif assignment.status == AssignmentStatus.EXPIRED or assignment.expires_at <= now:
+        raise LeaseExpired("Your lease on this pair expired and it may have gone to another physician. Ask for the next pair.")
+    fields = _to_canonical(data, assignment=assignment)
+    if previous is not None:
+        Judgment.objects.filter(pk=previous.pk).update(is_current=False)
+    judgment = Judgment.objects.create(
+        assignment=assignment, pair_id=assignment.pair_id, batch_id=assignment.batch_id, rater=rater,
+        a_shown_first=assignment.a_shown_first, revision=(previous.revision + 1) if previous else 1,
+        supersedes=previous, **fields,
+    )
+    if previous is None:
+        assignment.status = AssignmentStatus.SUBMITTED
+        assignment.finished_at = now
+        assignment.save(update_fields=["status", "finished_at"])
+        Pair.objects.filter(pk=assignment.pair_id).update(judgments_count=F("judgments_count") + 1)
+    audit_record(
+        actor=rater, action="judgment.corrected" if previous else "judgment.submitted", obj=judgment,
+        batch=assignment.batch_id, data={"pair": assignment.pair_id, "preference": judgment.preference, "revision": judgment.revision},
+    )
+    return judgment

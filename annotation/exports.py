@@ -1,0 +1,828 @@
+"""Judgments -> training data. Pure: no Django, no database; the service (export_services.py)
+streams rows in and this module decides, splits and writes.
+
+Votes are stored relative to the canonical pair (A, B) on the ordinal scale -2..2 (negative
+favours A). A pair becomes at most one chosen/rejected triple, plus KTO rows.
+
+Definitions (also written into every dataset card):
+
+- direction of a vote: A (preference < 0), tie (0) or B (> 0).
+- majority: the strict plurality among the three directions {A, tie, B}. When the tie direction
+  wins the pair is a *tie*; when no direction has a strict plurality it is a *split*. With
+  ties="drop" (default) both are dropped and counted; with ties="keep" both are emitted as ties
+  in the KTO file (TRL's preference formats cannot hold a tie).
+- unanimous: every vote has the same direction.
+- min_agreement: the majority decision, kept only if at least `min_agreement` votes back it.
+- adjudicated: only pairs with an adjudication. With adjudication_override (default on, every
+  policy) the newest adjudication replaces the votes' decision.
+- dawid_skene: EM over the three directions (Dawid & Skene 1979); each rater gets a 3x3
+  confusion matrix, each pair a posterior; the decision is the posterior's argmax. The
+  estimates are returned and saved in the manifest.
+- margin (TRL RewardTrainer subtracts it from r_chosen - r_rejected): the mean over the pair's
+  votes of the vote's strength oriented towards the chosen response (+2 "chosen much better",
+  +1 better, 0 tie, -1/-2 for votes that preferred the rejected one), floored at 0, so it is
+  in [0, 2]: unanimous "much better" gives 2, a 2-1 split of "better" votes gives 1/3.
+  Dawid-Skene weighs each vote by the rater's estimated accuracy; an adjudication's margin is
+  the strength the adjudicator gave.
+- agreement: share of the pair's votes whose direction equals the decision's.
+- veto: a response is vetoed when any rater marked it unsafe (a_unsafe / b_unsafe), any rater
+  marked both unacceptable, the newest adjudication marked it unsafe, or any rater gave it one
+  of `veto_flags` (default "unsafe_advice"). A vetoed response is NEVER `chosen`: a pair whose
+  winner is vetoed is dropped ("chosen_vetoed"), never flipped. Vetoed responses always become
+  KTO rows with label false, even when the pair yields no triple.
+- split: grouped by prompt text (no prompt on both sides), seeded, exact ratio over distinct
+  prompts. With rater_disjoint_test a seeded share of raters is held out: their votes decide
+  only test pairs, everyone else's only train pairs, so no rater informs both sides.
+
+Determinism: rows follow the input order (pair id), JSON keys are sorted, floats rounded to
+6 digits, Parquet schema and writer options are fixed, and no timestamp enters a data file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+POLICIES = ("majority", "unanimous", "min_agreement", "adjudicated", "dawid_skene")
+FORMATS = ("trl-jsonl", "trl-conversational", "parquet", "kto")
+TIE_MODES = ("drop", "keep")
+# File name suffix of each format; files are "<split>.<suffix>" (train.jsonl, test.kto.jsonl, ...).
+FORMAT_SUFFIX = {
+    "trl-jsonl": "jsonl",
+    "trl-conversational": "conversational.jsonl",
+    "parquet": "parquet",
+    "kto": "kto.jsonl",
+}
+SPLITS = ("train", "test")
+
+# Direction codes used by the vectorised estimators.
+DIR_A, DIR_TIE, DIR_B = 0, 1, 2
+
+
+class ExportParamsError(ValueError):
+    """Bad export parameters; the message says which and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    policy: str = "majority"
+    formats: tuple[str, ...] = ("trl-jsonl",)
+    ties: str = "drop"
+    min_agreement: int = 2
+    min_votes: int = 1
+    adjudication_override: bool = True
+    min_rater_kappa: float | None = None
+    veto_flags: tuple[str, ...] = ("unsafe_advice",)
+    specialties: tuple[str, ...] = ()
+    include_calibration: bool = False
+    test_fraction: float = 0.1
+    seed: int = 0
+    rater_disjoint_test: bool = False
+    test_rater_fraction: float = 0.34
+    ds_max_iter: int = 100
+    ds_tol: float = 1e-6
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> ExportParams:
+        """Validate loose input (API body, CLI options) into params; unknown keys are errors,
+        so a typo never silently exports with a default."""
+        raw = dict(raw or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ExportParamsError(f"Unknown export parameter(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+        if "formats" in raw and isinstance(raw["formats"], str):
+            raw["formats"] = [raw["formats"]]
+        for key in ("formats", "veto_flags", "specialties"):
+            if key in raw:
+                if not isinstance(raw[key], (list, tuple)) or not all(isinstance(v, str) for v in raw[key]):
+                    raise ExportParamsError(f"{key} must be a list of strings.")
+                # Canonical order, so equal settings give equal params_sha256.
+                order = (lambda v: (FORMATS.index(v) if v in FORMATS else len(FORMATS), v)) if key == "formats" else None
+                raw[key] = tuple(sorted(set(raw[key]), key=order))
+        p = cls(**raw)
+        if p.policy not in POLICIES:
+            raise ExportParamsError(f"Unknown policy {p.policy!r}. Choose one of: {', '.join(POLICIES)}.")
+        if not p.formats:
+            raise ExportParamsError(f"formats is empty. Choose from: {', '.join(FORMATS)}.")
+        bad = [f for f in p.formats if f not in FORMATS]
+        if bad:
+            raise ExportParamsError(f"Unknown format(s) {', '.join(map(repr, bad))}. Choose from: {', '.join(FORMATS)}.")
+        if p.ties not in TIE_MODES:
+            raise ExportParamsError(f"ties must be one of: {', '.join(TIE_MODES)}.")
+        for name in ("test_fraction", "test_rater_fraction"):
+            value = getattr(p, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ExportParamsError(f"{name} must be a number in [0, 1); got {value!r}.")
+        if p.rater_disjoint_test and not 0 < p.test_rater_fraction < 1:
+            raise ExportParamsError("rater_disjoint_test needs 0 < test_rater_fraction < 1.")
+        if p.rater_disjoint_test and p.test_fraction == 0:
+            raise ExportParamsError("rater_disjoint_test needs a test side: set test_fraction > 0.")
+        for name in ("min_agreement", "min_votes", "seed", "ds_max_iter"):
+            value = getattr(p, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
+                raise ExportParamsError(f"{name} must be a positive integer; got {value!r}.")
+        if p.min_rater_kappa is not None and (isinstance(p.min_rater_kappa, bool) or not isinstance(p.min_rater_kappa, (int, float))
+                                              or not -1 <= p.min_rater_kappa <= 1):
+            raise ExportParamsError("min_rater_kappa must be null or a number in [-1, 1].")
+        for name in ("adjudication_override", "include_calibration", "rater_disjoint_test"):
+            if not isinstance(getattr(p, name), bool):
+                raise ExportParamsError(f"{name} must be true or false.")
+        return p
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("formats", "veto_flags", "specialties"):
+            d[key] = list(d[key])
+        return d
+
+    def sha256(self) -> str:
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
+
+    @property
+    def needs_vote_prepass(self) -> bool:
+        """Whether the votes must be read once before writing (kappa filter, Dawid-Skene)."""
+        return self.policy == "dawid_skene" or self.min_rater_kappa is not None
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    rater_id: int
+    preference: int
+    a_unsafe: bool = False
+    b_unsafe: bool = False
+    both_unacceptable: bool = False
+    flags: dict | None = None  # {"a": [...], "b": [...]}
+
+
+@dataclass(frozen=True, slots=True)
+class AdjudicationVote:
+    preference: int
+    a_unsafe: bool = False
+    b_unsafe: bool = False
+
+
+@dataclass(slots=True)
+class PairVotes:
+    pair_id: int
+    batch_id: int
+    prompt_key: int  # groups the split: same prompt text -> same key (see prompt_key_from_sha256)
+    prompt: str
+    response_a: str
+    response_b: str
+    votes: list[Vote] = field(default_factory=list)
+    adjudication: AdjudicationVote | None = None
+    is_calibration: bool = False
+
+
+def prompt_key_from_sha256(text_sha256: str) -> int:
+    """A 63-bit int for a prompt's text hash: cheap to hold a million of in numpy."""
+    return int(text_sha256[:16], 16) >> 1
+
+
+def direction(preference: int) -> int:
+    return DIR_A if preference < 0 else (DIR_B if preference > 0 else DIR_TIE)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one pair yields. outcome: "a"/"b" (the chosen side), "tie", or None (dropped, see reason)."""
+
+    outcome: str | None
+    reason: str | None
+    margin: float
+    n_votes: int
+    n_chosen: int
+    n_rejected: int
+    n_tie: int
+    agreement: float
+    source: str
+    veto_a: bool
+    veto_b: bool
+    flags: str
+
+
+def pair_vetoes(pair: PairVotes, votes: list[Vote], veto_flags: tuple[str, ...]) -> tuple[bool, bool]:
+    """Vetoes come from every current vote of the pair (not only the votes that decide it):
+    a safety judgment is never filtered away with its rater."""
+    veto_a = veto_b = False
+    for v in votes:
+        if v.both_unacceptable:
+            return True, True
+        veto_a |= v.a_unsafe
+        veto_b |= v.b_unsafe
+        if veto_flags and v.flags:
+            veto_a |= any(f in veto_flags for f in v.flags.get("a", ()))
+            veto_b |= any(f in veto_flags for f in v.flags.get("b", ()))
+    if pair.adjudication is not None:
+        veto_a |= pair.adjudication.a_unsafe
+        veto_b |= pair.adjudication.b_unsafe
+    return veto_a, veto_b
+
+
+def _flags_text(votes: list[Vote], veto_a: bool, veto_b: bool) -> str:
+    tokens = set()
+    for v in votes:
+        if v.flags:
+            for side in ("a", "b"):
+                tokens.update(f"{side}:{f}" for f in v.flags.get(side, ()))
+    if veto_a:
+        tokens.add("a:vetoed")
+    if veto_b:
+        tokens.add("b:vetoed")
+    return ",".join(sorted(tokens))
+
+
+def _plurality(n_a: int, n_tie: int, n_b: int) -> int | None:
+    top = max(n_a, n_tie, n_b)
+    if [n_a, n_tie, n_b].count(top) > 1:
+        return None
+    return DIR_A if n_a == top else (DIR_B if n_b == top else DIR_TIE)
+
+
+def vote_margin(preferences: Iterable[int], chosen: str, weights: Iterable[float] | None = None) -> float:
+    """Mean strength of the votes oriented towards `chosen` ("a" or "b"), floored at 0; see the module doc."""
+    sign = -1 if chosen == "a" else 1
+    prefs = list(preferences)
+    if not prefs:
+        return 0.0
+    w = [1.0] * len(prefs) if weights is None else list(weights)
+    total = sum(w)
+    if total <= 0:
+        return 0.0
+    value = sum(sign * p * wi for p, wi in zip(prefs, w)) / total
+    return round(min(max(value, 0.0), 2.0), 6)
+
+
+def pair_decide(
+    pair: PairVotes,
+    params: ExportParams,
+    *,
+    votes: list[Vote] | None = None,
+    posterior: np.ndarray | None = None,
+    rater_weights: dict[int, float] | None = None,
+) -> Decision:
+    """Decide one pair under params.policy. `votes` are the votes allowed to decide (after rater
+    filters; default all); `posterior` is the Dawid-Skene posterior over (A, tie, B)."""
+    all_votes = pair.votes
+    votes = all_votes if votes is None else votes
+    veto_a, veto_b = pair_vetoes(pair, all_votes, params.veto_flags)
+    flags = _flags_text(all_votes, veto_a, veto_b)
+    counts = [0, 0, 0]
+    for v in votes:
+        counts[direction(v.preference)] += 1
+    n = len(votes)
+    source = "votes"
+
+    def done(outcome, reason, margin=0.0):
+        if outcome in ("a", "b"):
+            chosen_dir = DIR_A if outcome == "a" else DIR_B
+            n_chosen, n_rejected = counts[chosen_dir], counts[2 - chosen_dir]
+            agree = n_chosen
+        else:
+            n_chosen, n_rejected = counts[DIR_A], counts[DIR_B]
+            agree = counts[DIR_TIE] if outcome == "tie" else 0
+        return Decision(outcome, reason, margin, n, n_chosen, n_rejected, counts[DIR_TIE],
+                        round(agree / n, 6) if n else 0.0, source, veto_a, veto_b, flags)
+
+    if pair.is_calibration and not params.include_calibration:
+        return done(None, "calibration")
+    adj = pair.adjudication
+    if params.policy == "adjudicated" and adj is None:
+        return done(None, "not_adjudicated")
+    winner: int | None
+    margin_fn: Callable[[str], float]
+    if adj is not None and (params.adjudication_override or params.policy == "adjudicated"):
+        source = "adjudication"
+        winner = direction(adj.preference)
+        margin_fn = lambda side: round(float(abs(adj.preference)), 6)  # noqa: E731
+    else:
+        if n == 0:
+            return done(None, "no_votes")
+        if n < params.min_votes:
+            return done(None, "too_few_votes")
+        if params.policy == "dawid_skene":
+            source = "dawid_skene"
+            if posterior is None:
+                return done(None, "no_votes")
+            winner = int(np.argmax(posterior))
+            weights = rater_weights or {}
+            margin_fn = lambda side: vote_margin(  # noqa: E731
+                [v.preference for v in votes], side, [weights.get(v.rater_id, 1.0) for v in votes])
+        else:
+            winner = _plurality(counts[DIR_A], counts[DIR_TIE], counts[DIR_B])
+            if params.policy == "unanimous" and max(counts) != n:
+                return done(None, "not_unanimous")
+            if winner is None:
+                return done("tie", "split") if params.ties == "keep" else done(None, "split")
+            if params.policy == "min_agreement" and counts[winner] < params.min_agreement:
+                return done(None, "below_min_agreement")
+            margin_fn = lambda side: vote_margin([v.preference for v in votes], side)  # noqa: E731
+    if winner == DIR_TIE:
+        return done("tie", "tie") if params.ties == "keep" else done(None, "tie")
+    side = "a" if winner == DIR_A else "b"
+    if veto_a and veto_b:
+        return done(None, "both_vetoed")
+    if (side == "a" and veto_a) or (side == "b" and veto_b):
+        return done(None, "chosen_vetoed")
+    return done(side, None, margin_fn(side))
+
+
+# --- rater quality -------------------------------------------------------------------------
+
+def rater_kappas(pair_index: np.ndarray, rater_ids: np.ndarray, directions: np.ndarray) -> dict[int, float]:
+    """Cohen's kappa of each rater against the leave-one-out consensus: for every vote, the
+    strict plurality direction of the *other* votes on the same pair (votes whose others have
+    no plurality are skipped). Inputs are parallel arrays, one entry per vote."""
+    pair_index = np.asarray(pair_index)
+    rater_ids = np.asarray(rater_ids)
+    directions = np.asarray(directions, dtype=np.int64)
+    if len(directions) == 0:
+        return {}
+    _, item = np.unique(pair_index, return_inverse=True)
+    counts = np.zeros((item.max() + 1, 3), dtype=np.int64)
+    np.add.at(counts, (item, directions), 1)
+    others = counts[item].copy()
+    others[np.arange(len(directions)), directions] -= 1
+    top = others.max(axis=1)
+    unique_top = (others == top[:, None]).sum(axis=1) == 1
+    valid = unique_top & (top > 0)
+    consensus = others.argmax(axis=1)
+    raters, rater_idx = np.unique(rater_ids, return_inverse=True)
+    conf = np.zeros((len(raters), 3, 3), dtype=np.float64)
+    np.add.at(conf, (rater_idx[valid], directions[valid], consensus[valid]), 1)
+    out = {}
+    for r, mat in zip(raters.tolist(), conf):
+        total = mat.sum()
+        if total == 0:
+            continue
+        po = np.trace(mat) / total
+        pe = float((mat.sum(axis=1) * mat.sum(axis=0)).sum()) / total**2
+        out[int(r)] = round(float((po - pe) / (1 - pe)) if pe < 1 else 1.0, 6)
+    return out
+
+
+@dataclass
+class DawidSkeneResult:
+    pair_ids: np.ndarray  # sorted
+    posteriors: np.ndarray  # (n_pairs, 3) over (A, tie, B)
+    class_priors: list[float]
+    confusion: dict[int, list[list[float]]]  # rater -> P(rater says column | truth is row)
+    rater_accuracy: dict[int, float]
+    iterations: int
+    converged: bool
+
+    def posterior_for(self, pair_id: int) -> np.ndarray | None:
+        i = int(np.searchsorted(self.pair_ids, pair_id))
+        if i < len(self.pair_ids) and self.pair_ids[i] == pair_id:
+            return self.posteriors[i]
+        return None
+
+    def summary(self) -> dict:
+        """What the manifest keeps: the estimates, not the per-pair posteriors."""
+        return {
+            "classes": ["A", "tie", "B"],
+            "class_priors": self.class_priors,
+            "confusion": {str(r): m for r, m in sorted(self.confusion.items())},
+            "rater_accuracy": {str(r): a for r, a in sorted(self.rater_accuracy.items())},
+            "iterations": self.iterations,
+            "converged": self.converged,
+        }
+
+
+def dawid_skene(
+    pair_ids: np.ndarray, rater_ids: np.ndarray, directions: np.ndarray, *,
+    max_iter: int = 100, tol: float = 1e-6, smoothing: float = 0.01,
+) -> DawidSkeneResult:
+    """Dawid-Skene EM over the three directions, initialised from vote proportions.
+    `smoothing` is a Dirichlet pseudo-count that keeps a rater with few votes from getting
+    a confusion matrix of hard zeros (and the log from -inf)."""
+    pair_ids = np.asarray(pair_ids, dtype=np.int64)
+    rater_ids = np.asarray(rater_ids, dtype=np.int64)
+    labels = np.asarray(directions, dtype=np.int64)
+    k = 3
+    items, item = np.unique(pair_ids, return_inverse=True)
+    raters, rater = np.unique(rater_ids, return_inverse=True)
+    n_items, n_raters = len(items), len(raters)
+    if n_items == 0:
+        return DawidSkeneResult(items, np.zeros((0, k)), [1 / 3] * 3, {}, {}, 0, True)
+    post = np.zeros((n_items, k))
+    np.add.at(post, (item, labels), 1.0)
+    post /= post.sum(axis=1, keepdims=True)
+    prev_ll = -np.inf
+    converged = False
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        # M-step
+        priors = (post.sum(axis=0) + smoothing) / (n_items + k * smoothing)
+        conf = np.full((n_raters, k, k), smoothing)
+        np.add.at(conf, (rater, slice(None), labels), post[item])
+        conf /= conf.sum(axis=2, keepdims=True)
+        # E-step
+        log_post = np.tile(np.log(priors), (n_items, 1))
+        np.add.at(log_post, item, np.log(conf[rater, :, labels]))
+        peak = log_post.max(axis=1, keepdims=True)
+        unnorm = np.exp(log_post - peak)
+        norm = unnorm.sum(axis=1, keepdims=True)
+        post = unnorm / norm
+        ll = float((np.log(norm) + peak).sum())
+        if abs(ll - prev_ll) < tol * max(1.0, abs(ll)):
+            converged = True
+            break
+        prev_ll = ll
+    accuracy = (conf[:, np.arange(k), np.arange(k)] * priors).sum(axis=1)
+    return DawidSkeneResult(
+        pair_ids=items,
+        posteriors=post,
+        class_priors=[round(float(p), 6) for p in priors],
+        confusion={int(r): np.round(conf[i], 6).tolist() for i, r in enumerate(raters)},
+        rater_accuracy={int(r): round(float(accuracy[i]), 6) for i, r in enumerate(raters)},
+        iterations=iterations,
+        converged=converged,
+    )
+
+
+# --- split ---------------------------------------------------------------------------------
+
+def _seeded_subset(keys: Iterable[int], fraction: float, seed: int, salt: int) -> frozenset[int]:
+    keys = np.unique(np.fromiter(keys, dtype=np.int64))
+    if fraction <= 0 or len(keys) == 0:
+        return frozenset()
+    n = int(round(fraction * len(keys)))
+    # At least one when asked for a share and there are two or more: a 10% split of 5 prompts
+    # should not silently give an empty test set.
+    n = min(max(n, 1 if len(keys) > 1 else 0), len(keys) - 1)
+    rng = np.random.default_rng([seed, salt])
+    return frozenset(keys[rng.permutation(len(keys))[:n]].tolist())
+
+
+def split_test_prompts(prompt_keys: Iterable[int], *, test_fraction: float, seed: int) -> frozenset[int]:
+    """The prompt keys that go to the test side: round(test_fraction * distinct prompts), seeded."""
+    return _seeded_subset(prompt_keys, test_fraction, seed, salt=1)
+
+
+def split_test_raters(rater_ids: Iterable[int], *, fraction: float, seed: int) -> frozenset[int]:
+    """The raters held out for the test side (rater-disjoint split)."""
+    return _seeded_subset(rater_ids, fraction, seed, salt=2)
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+def triple_row(pair: PairVotes, decision: Decision) -> dict:
+    """The standard TRL preference row plus provenance (shared by every preference format)."""
+    chosen_a = decision.outcome == "a"
+    return {
+        "prompt": pair.prompt,
+        "chosen": pair.response_a if chosen_a else pair.response_b,
+        "rejected": pair.response_b if chosen_a else pair.response_a,
+        "margin": decision.margin,
+        "pair_id": pair.pair_id,
+        "batch": pair.batch_id,
+        "chosen_side": decision.outcome,
+        "n_votes": decision.n_votes,
+        "vote_split": {"chosen": decision.n_chosen, "rejected": decision.n_rejected, "tie": decision.n_tie},
+        "agreement": decision.agreement,
+        "flags": decision.flags,
+        "source": decision.source,
+    }
+
+
+def conversational_row(row: dict) -> dict:
+    out = dict(row)
+    out["prompt"] = [{"role": "user", "content": row["prompt"]}]
+    out["chosen"] = [{"role": "assistant", "content": row["chosen"]}]
+    out["rejected"] = [{"role": "assistant", "content": row["rejected"]}]
+    return out
+
+
+def kto_rows(pair: PairVotes, decision: Decision) -> list[dict]:
+    """Unpaired rows. Vetoed responses are always label false (safety judgments are never
+    thrown away); chosen -> true, rejected -> false; a kept tie -> true for each response no
+    one vetoed (the raters found both equally acceptable)."""
+    labels: dict[str, tuple[bool, str]] = {}
+    if decision.reason == "calibration":
+        return []
+    if decision.outcome in ("a", "b"):
+        other = "b" if decision.outcome == "a" else "a"
+        labels[decision.outcome] = (True, "chosen")
+        labels[other] = (False, "rejected")
+    elif decision.outcome == "tie":
+        labels["a"] = labels["b"] = (True, "tie")
+    if decision.veto_a:
+        labels["a"] = (False, "vetoed")
+    if decision.veto_b:
+        labels["b"] = (False, "vetoed")
+    rows = []
+    for side in ("a", "b"):
+        if side in labels:
+            label, why = labels[side]
+            rows.append({
+                "prompt": pair.prompt,
+                "completion": pair.response_a if side == "a" else pair.response_b,
+                "label": label,
+                "pair_id": pair.pair_id,
+                "batch": pair.batch_id,
+                "response": side,
+                "reason": why,
+            })
+    return rows
+
+
+# --- writers -------------------------------------------------------------------------------
+
+_dumps = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
+class _JsonlFile:
+    def __init__(self, path: str):
+        self.path = path
+        self.fh = open(path, "w", encoding="utf-8", newline="\n")
+        self.rows = 0
+        self._buf: list[str] = []
+
+    def write(self, row: dict) -> None:
+        self._buf.append(_dumps(row))
+        self.rows += 1
+        if len(self._buf) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            self.fh.write("\n".join(self._buf) + "\n")
+            self._buf = []
+
+    def close(self) -> None:
+        self.flush()
+        self.fh.close()
+
+
+def parquet_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), ("margin", pa.float64()),
+        ("pair_id", pa.int64()), ("batch", pa.int64()), ("chosen_side", pa.string()), ("n_votes", pa.int32()),
+        ("vote_split", pa.struct([("chosen", pa.int32()), ("rejected", pa.int32()), ("tie", pa.int32())])),
+        ("agreement", pa.float64()), ("flags", pa.string()), ("source", pa.string()),
+    ])
+
+
+class _ParquetFile:
+    BATCH_ROWS = 16_384
+
+    def __init__(self, path: str):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.schema = parquet_schema()
+        # Fixed options: same rows -> same bytes (no pandas metadata, no timestamps).
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd", compression_level=3,
+                                       use_dictionary=True, write_statistics=True, version="2.6")
+        self.rows = 0
+        self._cols: dict[str, list] = {name: [] for name in self.schema.names}
+
+    def write(self, row: dict) -> None:
+        for name, col in self._cols.items():
+            col.append(row[name])
+        self.rows += 1
+        if len(self._cols["prompt"]) >= self.BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self._cols["prompt"]:
+            self.writer.write_table(pa.Table.from_pydict(self._cols, schema=self.schema))
+            self._cols = {name: [] for name in self.schema.names}
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+@dataclass
+class ExportFile:
+    name: str
+    path: str
+    rows: int
+    sha256: str
+    bytes: int
+    format: str
+    split: str
+
+    def public(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "rows": self.rows, "bytes": self.bytes,
+                "format": self.format, "split": self.split}
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ExportWriter:
+    """Opens one file per (format, split) under out_dir and routes rows to them."""
+
+    def __init__(self, out_dir: str, formats: tuple[str, ...], splits: tuple[str, ...]):
+        self.out_dir = out_dir
+        self.splits = splits
+        self._files: dict[tuple[str, str], _JsonlFile | _ParquetFile] = {}
+        for fmt in formats:
+            for split in splits:
+                path = os.path.join(out_dir, f"{split}.{FORMAT_SUFFIX[fmt]}")
+                self._files[(fmt, split)] = _ParquetFile(path) if fmt == "parquet" else _JsonlFile(path)
+        self._jsonl = [(s, self._files[("trl-jsonl", s)]) for s in splits] if "trl-jsonl" in formats else []
+        self.formats = formats
+
+    def write_pair(self, pair: PairVotes, decision: Decision, split: str) -> None:
+        formats = self.formats
+        if decision.outcome in ("a", "b"):
+            row = triple_row(pair, decision)
+            if "trl-jsonl" in formats:
+                self._files[("trl-jsonl", split)].write(row)
+            if "parquet" in formats:
+                self._files[("parquet", split)].write(row)
+            if "trl-conversational" in formats:
+                self._files[("trl-conversational", split)].write(conversational_row(row))
+        if "kto" in formats:
+            for row in kto_rows(pair, decision):
+                self._files[("kto", split)].write(row)
+
+    def close(self) -> list[ExportFile]:
+        out = []
+        for (fmt, split), f in self._files.items():
+            f.close()
+            out.append(ExportFile(name=os.path.basename(f.path), path=f.path, rows=f.rows,
+                                  sha256=file_sha256(f.path), bytes=os.path.getsize(f.path), format=fmt, split=split))
+        return sorted(out, key=lambda e: e.name)
+
+
+# --- the whole run -------------------------------------------------------------------------
+
+@dataclass
+class ExportResult:
+    files: list[ExportFile]
+    counts: dict
+    dropped: dict[str, int]
+    excluded_votes: dict[str, int]
+
+
+def export_write(
+    pairs: Iterable[PairVotes],
+    params: ExportParams,
+    out_dir: str,
+    *,
+    test_prompts: frozenset[int] = frozenset(),
+    test_raters: frozenset[int] = frozenset(),
+    excluded_raters: frozenset[int] = frozenset(),
+    ds: DawidSkeneResult | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ExportResult:
+    """Decide and write every pair of `pairs` (in the order given) into out_dir.
+
+    excluded_raters: votes that never decide (low kappa, other specialty); their vetoes still count.
+    test_raters: with params.rater_disjoint_test, raters whose votes decide only test pairs."""
+    splits = ("train", "test") if params.test_fraction > 0 else ("train",)
+    writer = ExportWriter(out_dir, params.formats, splits)
+    dropped: dict[str, int] = {}
+    excluded = {"excluded_raters": 0, "rater_disjoint_split": 0}
+    decided = {s: 0 for s in splits}
+    ties = {s: 0 for s in splits}
+    n_pairs = 0
+    weights = ds.rater_accuracy if ds is not None else None
+    disjoint = params.rater_disjoint_test
+    try:
+        for pair in pairs:
+            n_pairs += 1
+            split = "test" if pair.prompt_key in test_prompts else "train"
+            votes = pair.votes
+            if excluded_raters or disjoint:
+                kept = []
+                for v in votes:
+                    if v.rater_id in excluded_raters:
+                        excluded["excluded_raters"] += 1
+                    elif disjoint and (v.rater_id in test_raters) != (split == "test"):
+                        excluded["rater_disjoint_split"] += 1
+                    else:
+                        kept.append(v)
+                votes = kept
+            posterior = ds.posterior_for(pair.pair_id) if ds is not None else None
+            decision = pair_decide(pair, params, votes=votes, posterior=posterior, rater_weights=weights)
+            if decision.outcome in ("a", "b"):
+                decided[split] += 1
+            else:
+                dropped[decision.reason] = dropped.get(decision.reason, 0) + 1
+                if decision.outcome == "tie":
+                    ties[split] += 1
+            writer.write_pair(pair, decision, split)
+            if progress is not None and n_pairs % 10_000 == 0:
+                progress(n_pairs)
+    finally:
+        files = writer.close()
+    if progress is not None:
+        progress(n_pairs)
+    counts = {
+        "pairs": n_pairs,
+        "triples": decided,
+        "ties_kept": ties if params.ties == "keep" else {s: 0 for s in splits},
+        "files": {f.name: f.rows for f in files},
+    }
+    return ExportResult(files=files, counts=counts, dropped=dict(sorted(dropped.items())), excluded_votes=excluded)
+
+
+def iter_pairs(
+    pair_rows: Iterable[tuple], vote_rows: Iterable[tuple], adjudication_rows: Iterable[tuple] = (),
+) -> Iterator[PairVotes]:
+    """Merge-join three streams, each ordered by pair id, into PairVotes (constant memory).
+
+    pair_rows: (pair_id, batch_id, prompt_sha256, prompt, response_a, response_b, gold_preference)
+    vote_rows: (pair_id, rater_id, preference, a_unsafe, b_unsafe, both_unacceptable, flags)
+    adjudication_rows: (pair_id, preference, a_unsafe, b_unsafe), newest first within a pair."""
+    votes_it = iter(vote_rows)
+    adj_it = iter(adjudication_rows)
+    vote = next(votes_it, None)
+    adj = next(adj_it, None)
+    for pair_id, batch_id, sha, prompt, a_text, b_text, gold in pair_rows:
+        votes = []
+        while vote is not None and vote[0] < pair_id:  # votes of pairs outside the stream
+            vote = next(votes_it, None)
+        while vote is not None and vote[0] == pair_id:
+            _, rater_id, pref, a_unsafe, b_unsafe, both, flags = vote
+            votes.append(Vote(rater_id, pref, a_unsafe, b_unsafe, both, flags or None))
+            vote = next(votes_it, None)
+        adjudication = None
+        while adj is not None and adj[0] < pair_id:
+            adj = next(adj_it, None)
+        if adj is not None and adj[0] == pair_id:
+            adjudication = AdjudicationVote(adj[1], adj[2], adj[3])
+            while adj is not None and adj[0] == pair_id:
+                adj = next(adj_it, None)
+        yield PairVotes(pair_id, batch_id, prompt_key_from_sha256(sha), prompt, a_text, b_text, votes,
+                        adjudication, gold is not None)
+
+
+def dataset_card(*, manifest: dict) -> str:
+    """The Markdown dataset card (README.md) of one export."""
+    p = manifest["params"]
+    lines = [
+        f"# ClinPref export: batch {manifest['batch']['name']} v{manifest['version']}",
+        "",
+        "Physician preference judgments of paired model completions of clinical prompts, aggregated into "
+        "chosen/rejected triples for TRL (RewardTrainer, DPOTrainer) and unpaired rows for KTOTrainer.",
+        "",
+        "## Files",
+        "",
+        "| file | format | split | rows | sha256 |",
+        "|---|---|---|---|---|",
+        *[f"| {f['name']} | {f['format']} | {f['split']} | {f['rows']} | `{f['sha256']}` |" for f in manifest["files"]],
+        "",
+        "Load: `datasets.load_dataset(\"json\", data_files={\"train\": \"train.jsonl\", \"test\": \"test.jsonl\"})` "
+        "or `load_dataset(\"parquet\", data_files=...)`.",
+        "",
+        "## Aggregation",
+        "",
+        f"- policy: **{p['policy']}**; ties: {p['ties']}; min votes: {p['min_votes']}; "
+        f"adjudication override: {p['adjudication_override']}"
+        + (f"; min agreement: {p['min_agreement']}" if p["policy"] == "min_agreement" else ""),
+        f"- rater filters: min kappa against consensus {p['min_rater_kappa']}; specialties {p['specialties'] or 'all'}",
+        f"- veto flags: {', '.join(p['veto_flags']) or 'none'} (plus a_unsafe / b_unsafe / both_unacceptable, and adjudicators' unsafe marks)",
+        f"- split: grouped by prompt, test fraction {p['test_fraction']}, seed {p['seed']}"
+        + (f", rater-disjoint test side ({p['test_rater_fraction']} of raters held out)" if p["rater_disjoint_test"] else ""),
+        "",
+        "## Counts",
+        "",
+        "```json",
+        json.dumps({"counts": manifest["counts"], "dropped": manifest["dropped"],
+                    "excluded_votes": manifest["excluded_votes"]}, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Columns",
+        "",
+        "- `prompt`, `chosen`, `rejected`: strings (standard) or chat messages (conversational flavour).",
+        "- `margin`: mean vote strength towards `chosen` (+2 much better ... -2 much worse), floored at 0, in [0, 2]; "
+        "Dawid-Skene weighs votes by rater accuracy; adjudicated pairs take the adjudicator's strength.",
+        "- `pair_id`, `batch`, `chosen_side` (a/b in the canonical pair), `n_votes`, "
+        "`vote_split` {chosen, rejected, tie}, `agreement` (share of votes backing the decision), "
+        "`flags` (comma-separated `side:flag`, `side:vetoed`), `source` (votes/adjudication/dawid_skene).",
+        "- KTO: `prompt`, `completion`, `label`, plus `pair_id`, `batch`, `response`, `reason` (chosen/rejected/vetoed/tie).",
+        "",
+        "## Caveats",
+        "",
+        "A vetoed (unsafe) response is never `chosen`. Preferences reflect the judging physicians "
+        "of this batch; they are not clinical guidance.",
+        "",
+    ]
+    return "\n".join(lines)

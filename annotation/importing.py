@@ -1,0 +1,238 @@
+"""Importing pairs from JSONL: complete validation first, then one atomic write.
+
+A line is either {"prompt", "response_a", "response_b", ...} or {"prompt", "completions":
+[{"text", "model"}, ...]} (which yields every pair of its completions). A file with any bad
+line imports nothing; every bad line is reported with its number and what to fix."""
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .audit import audit_record
+from .bulk import bulk_insert
+from .errors import Conflict, ImportRejected
+from .models import Batch, BatchState, Completion, Pair, Preference, Prompt, Specialty
+
+GOLD_VALUES = {"A>>B": -2, "A>B": -1, "=": 0, "B>A": 1, "B>>A": 2}
+MAX_REPORTED_ERRORS = 1000
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def pair_fingerprint(prompt: str, a: str, b: str) -> str:
+    """The same pair in either order has one fingerprint."""
+    return sha256("\x00".join([prompt, *sorted([a, b])]))
+
+
+@dataclass
+class ParsedCompletion:
+    text: str
+    model: str = ""
+    model_version: str = ""
+    external_id: str = ""
+
+
+@dataclass
+class ParsedPair:
+    line: int
+    prompt: str
+    a: ParsedCompletion
+    b: ParsedCompletion
+    external_id: str = ""
+    prompt_id: str = ""
+    gold: int | None = None
+    metadata: dict = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+class _LineError(Exception):
+    pass
+
+
+def _text(obj: dict, key: str, max_chars: int, *, required: bool = True, where: str = "") -> str:
+    label = where or key
+    if key not in obj or obj[key] is None:
+        if required:
+            raise _LineError(f"missing field {label!r}")
+        return ""
+    value = obj[key]
+    if not isinstance(value, str):
+        raise _LineError(f"{label!r} must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise _LineError(f"{label!r} is empty")
+    if len(value) > max_chars:
+        raise _LineError(f"{label!r} has {len(value):,} characters; the limit is {max_chars:,}")
+    return value
+
+
+def _optional_id(obj: dict, key: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise _LineError(f"{key!r} must be a string or an integer")
+    return str(value)[:200]
+
+
+def _completion(obj, where: str, max_chars: int) -> ParsedCompletion:
+    if not isinstance(obj, dict):
+        raise _LineError(f"{where} must be an object with 'text' and 'model'")
+    return ParsedCompletion(
+        text=_text(obj, "text", max_chars, where=f"{where}.text"),
+        model=_text(obj, "model", 200, required=False, where=f"{where}.model"),
+        model_version=_text(obj, "model_version", 100, required=False, where=f"{where}.model_version"),
+        external_id=_optional_id(obj, "id"),
+    )
+
+
+def _parse_line(number: int, raw: bytes | str, max_chars: int) -> list[ParsedPair]:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _LineError(f"invalid UTF-8 at byte {exc.start}")
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _LineError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+    if not isinstance(obj, dict):
+        raise _LineError("each line must be a JSON object")
+    prompt = _text(obj, "prompt", max_chars)
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _LineError("'metadata' must be an object")
+    gold = obj.get("gold_preference")
+    if gold is not None:
+        if gold not in GOLD_VALUES and gold not in Preference.values:
+            raise _LineError(f"'gold_preference' must be one of {', '.join(GOLD_VALUES)}")
+        gold = GOLD_VALUES.get(gold, gold)
+    common = dict(line=number, prompt=prompt, external_id=_optional_id(obj, "id"), prompt_id=_optional_id(obj, "prompt_id"),
+                  gold=gold, metadata=metadata)
+    if "completions" in obj:
+        items = obj["completions"]
+        if not isinstance(items, list) or len(items) < 2:
+            raise _LineError("'completions' must be a list of at least two {text, model} objects")
+        if gold is not None:
+            raise _LineError("'gold_preference' needs an explicit response_a/response_b pair, not a completions list")
+        completions = [_completion(c, f"completions[{i}]", max_chars) for i, c in enumerate(items)]
+        texts = [c.text for c in completions]
+        if len(set(texts)) != len(texts):
+            raise _LineError("two completions have identical text")
+        return [ParsedPair(a=a, b=b, **common) for a, b in itertools.combinations(completions, 2)]
+    if "response_a" not in obj and "response_b" not in obj:
+        raise _LineError("missing field 'response_a' and 'response_b' (or give 'completions')")
+    a = ParsedCompletion(text=_text(obj, "response_a", max_chars), model=_text(obj, "model_a", 200, required=False))
+    b = ParsedCompletion(text=_text(obj, "response_b", max_chars), model=_text(obj, "model_b", 200, required=False))
+    if a.text.strip() == b.text.strip():
+        raise _LineError("response_a and response_b are identical")
+    return [ParsedPair(a=a, b=b, **common)]
+
+
+def pairs_parse(lines: Iterable[bytes | str], *, existing_fingerprints: set[str] = frozenset(),
+                progress: Callable[[int], None] | None = None) -> list[ParsedPair]:
+    """Validate every line. Raises ImportRejected listing every bad line; returns the pairs otherwise."""
+    max_chars = settings.CLINPREF["MAX_TEXT_CHARS"]
+    max_lines = settings.CLINPREF["MAX_IMPORT_LINES"]
+    errors: list[dict] = []
+    parsed: list[ParsedPair] = []
+    first_seen: dict[str, int] = {}
+    number = 0
+    for number, raw in enumerate(lines, 1):
+        if progress and number % 1000 == 0:
+            progress(1000)
+        if number > max_lines:
+            errors.append({"line": number, "message": f"the file has more than {max_lines:,} lines; split it"})
+            break
+        if not (raw.strip() if isinstance(raw, (bytes, str)) else raw):
+            continue  # blank lines are allowed (e.g. a trailing newline)
+        try:
+            for pair in _parse_line(number, raw, max_chars):
+                pair.fingerprint = pair_fingerprint(pair.prompt, pair.a.text, pair.b.text)
+                if pair.fingerprint in existing_fingerprints:
+                    raise _LineError("duplicate pair: this batch already holds it")
+                if pair.fingerprint in first_seen:
+                    raise _LineError(f"duplicate pair: same prompt and responses as line {first_seen[pair.fingerprint]}")
+                first_seen[pair.fingerprint] = number
+                parsed.append(pair)
+        except _LineError as exc:
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append({"line": number, "message": str(exc)})
+    if progress:
+        progress(number % 1000)
+    if errors:
+        raise ImportRejected(errors)
+    if not parsed:
+        raise ImportRejected([{"line": 0, "message": "the file holds no pairs"}])
+    return parsed
+
+
+def pairs_import(*, batch: Batch, lines: Iterable[bytes | str], actor,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Validate and import into a draft or open batch, all or nothing. Returns pairs created."""
+    if batch.state not in (BatchState.DRAFT, BatchState.OPEN):
+        raise Conflict(f"Batch {batch.name!r} is {batch.state}; pairs can only be added to a draft or open batch.")
+    existing = set(Pair.objects.filter(batch=batch).values_list("fingerprint", flat=True))
+    parsed = pairs_parse(lines, existing_fingerprints=existing, progress=progress)
+    with transaction.atomic():
+        created = _pairs_write(batch=batch, parsed=parsed)
+        audit_record(actor=actor, action="batch.pairs_imported", obj=batch, batch=batch, data={"pairs": created})
+    return created
+
+
+def _pairs_write(*, batch: Batch, parsed: list[ParsedPair]) -> int:
+    now = timezone.now()
+    specialty_id = batch.specialty_id
+    prompt_index: dict[tuple[str, str], int] = {}
+    prompt_rows = []
+    for p in parsed:
+        key = (p.prompt_id, p.prompt)
+        if key not in prompt_index:
+            prompt_index[key] = len(prompt_rows)
+            prompt_rows.append((p.prompt, sha256(p.prompt), p.prompt_id, specialty_id, {}, now))
+    prompt_ids = bulk_insert(Prompt, ["text", "text_sha256", "external_id", "specialty_id", "metadata", "created_at"], prompt_rows)
+
+    completion_index: dict[tuple, int] = {}
+    completion_rows = []
+    for p in parsed:
+        pid = prompt_ids[prompt_index[(p.prompt_id, p.prompt)]]
+        for c in (p.a, p.b):
+            key = (pid, c.text, c.model, c.model_version)
+            if key not in completion_index:
+                completion_index[key] = len(completion_rows)
+                completion_rows.append((pid, c.text, c.model, c.model_version, c.external_id))
+    completion_ids = bulk_insert(Completion, ["prompt_id", "text", "model_name", "model_version", "external_id"], completion_rows)
+
+    pair_rows = []
+    for p in parsed:
+        pid = prompt_ids[prompt_index[(p.prompt_id, p.prompt)]]
+        a_id = completion_ids[completion_index[(pid, p.a.text, p.a.model, p.a.model_version)]]
+        b_id = completion_ids[completion_index[(pid, p.b.text, p.b.model, p.b.model_version)]]
+        pair_rows.append((batch.pk, pid, a_id, b_id, p.external_id, p.fingerprint, p.gold, p.metadata,
+                          batch.raters_per_pair, 0))
+    bulk_insert(Pair, ["batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id", "fingerprint",
+                       "gold_preference", "metadata", "open_slots", "judgments_count"], pair_rows)
+    return len(pair_rows)
+
+
+def batch_for_import(*, name: str, specialty_name: str | None, raters_per_pair: int | None, actor) -> tuple[Batch, bool]:
+    """The CLI's `--batch NAME`: the existing batch, or a new draft (creating the specialty if needed)."""
+    from .services import batch_create
+
+    batch = Batch.objects.filter(name=name).first()
+    if batch is not None:
+        return batch, False
+    if not specialty_name:
+        raise Conflict(f"Batch {name!r} does not exist yet; give --specialty to create it.")
+    return batch_create(name=name, specialty_name=specialty_name, raters_per_pair=raters_per_pair or 3,
+                        created_by=actor, create_specialty=True), True
+
+
+__all__ = ["pairs_import", "pairs_parse", "pair_fingerprint", "batch_for_import", "Specialty"]

@@ -145,13 +145,13 @@ def ratings_build(
 
     gold_code = None
     if gold:
-        gold_code = np.full(len(item_ids), -1, dtype=np.int64)
+        # Gold labels for items nobody rated (or off this scale, e.g. a tie at the binary level) are
+        # simply not scored.
         gold_items = np.asarray(list(gold.keys()))
         gold_values = np.asarray(list(gold.values()))
-        pos = np.searchsorted(item_ids, gold_items) if len(item_ids) else np.zeros(len(gold_items), dtype=np.int64)
-        found = (pos < len(item_ids)) & (item_ids[np.minimum(pos, max(len(item_ids) - 1, 0))] == gold_items) if len(item_ids) else np.zeros(len(gold_items), dtype=bool)
-        in_scale = np.isin(gold_values, cat_values)
-        ok = found & in_scale
+        pos = np.minimum(np.searchsorted(item_ids, gold_items), max(len(item_ids) - 1, 0))
+        ok = (item_ids[pos] == gold_items) & np.isin(gold_values, cat_values) if len(item_ids) else np.zeros(len(gold_items), bool)
+        gold_code = np.full(len(item_ids), -1, dtype=np.int64)
         gold_code[pos[ok]] = _codes_in(gold_values[ok], cat_values, what="gold label")
 
     tie_code = None
@@ -634,8 +634,13 @@ def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.n
     """Median of `values` per group code (NaN values ignored; NaN for an empty group)."""
     ok = np.isfinite(values)
     g, v = group[ok], values[ok]
-    order = np.lexsort((v, g))
-    g, v = g[order], v[order]
+    if v.size and (v >= 0).all() and v.max() < 2**40 and (v == np.floor(v)).all():
+        # Whole milliseconds: one sort of packed (group, value) keys is ~3x faster than lexsort.
+        key = np.sort((g.astype(np.int64) << 40) | v.astype(np.int64))
+        g, v = key >> 40, (key & (2**40 - 1)).astype(np.float64)
+    else:
+        order = np.lexsort((v, g))
+        g, v = g[order], v[order]
     sizes = np.bincount(g, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     out = np.full(n_groups, np.nan)

@@ -186,8 +186,9 @@ class PairVotes:
 
 
 def prompt_key_from_sha256(text_sha256: str) -> int:
-    """A 63-bit int for a prompt's text hash: cheap to hold a million of in numpy."""
-    return int(text_sha256[:16], 16) >> 1
+    """A 63-bit int for a prompt's text hash: cheap to hold a million of in numpy. Re-hashed
+    rather than sliced so any stored fingerprint spreads evenly over the split."""
+    return int.from_bytes(hashlib.blake2b(text_sha256.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def direction(preference: int) -> int:

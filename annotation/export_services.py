@@ -1,0 +1,347 @@
+"""Exports, Django side: stream a batch's judgments out of the database into the pure
+aggregation/writers of exports.py, store the files through Django's storage API and record an
+immutable, versioned ExportSnapshot.
+
+The training pipeline calls `export_create` (after a batch closes, with `export_default_params()`)
+and reads files back with `export_open_file`, which goes through the storage backend: a worker on
+another host never needs a local path. The reads (`export_list`, `export_get`) live here too,
+next to the only writes they serve."""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+
+from . import exports
+from .audit import audit_record
+from .errors import Conflict, DomainError, NotFound
+from .models import Adjudication, Batch, BatchState, ExportSnapshot, Judgment, Pair, Profile
+
+logger = logging.getLogger(__name__)
+
+# Bumped when the meaning of an output column or a policy changes; git describe adds the commit.
+EXPORT_CODE_VERSION = "clinpref-export/1"
+# Rows fetched per round trip of each server-side cursor: large enough to amortise the
+# round trips, small enough to keep memory flat (a few MB of text per chunk).
+CHUNK_ROWS = 5_000
+
+ProgressFn = Callable[[int, int], None]
+
+
+def export_default_params() -> dict:
+    """What a batch close exports: majority vote, every format, a 10% prompt-grouped test split."""
+    return exports.ExportParams(formats=tuple(exports.FORMATS)).to_dict()
+
+
+def export_params_validate(*, params: dict) -> exports.ExportParams:
+    try:
+        return exports.ExportParams.from_dict(params)
+    except (exports.ExportParamsError, TypeError) as exc:
+        raise DomainError(str(exc)) from exc
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=settings.BASE_DIR,
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        described = ""
+    return f"{EXPORT_CODE_VERSION}+{described}" if described else EXPORT_CODE_VERSION
+
+
+def _agreement_figures(batch: Batch) -> dict:
+    """Agreement figures from annotation.agreement_reports when that module offers them;
+    an export never fails for want of them."""
+    try:
+        from . import agreement_reports  # noqa: PLC0415 - optional, written by another part
+    except ImportError:
+        return {"available": False, "reason": "annotation.agreement_reports is not installed"}
+    for name in ("agreement_summary", "agreement_report_summary", "agreement_report_get", "agreement_report_compute"):
+        fn = getattr(agreement_reports, name, None)
+        if fn is None:
+            continue
+        try:
+            figures = fn(batch=batch)
+            return json.loads(json.dumps(figures, default=str))
+        except Exception as exc:  # an agreement bug must not block a dataset
+            logger.warning("export.agreement_unavailable", exc_info=True)
+            return {"available": False, "reason": f"{name} failed: {exc}"}
+    return {"available": False, "reason": "annotation.agreement_reports exposes no summary function"}
+
+
+def _pair_rows(batch: Batch):
+    return (
+        Pair.objects.filter(batch=batch).order_by("id")
+        .values_list("id", "batch_id", "prompt__text_sha256", "prompt__text", "completion_a__text",
+                     "completion_b__text", "gold_preference")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+
+
+def _vote_rows(batch: Batch):
+    # Ordered by pair so the votes of a pair are contiguous and merge with the pair stream.
+    return (
+        Judgment.objects.filter(batch=batch, is_current=True).order_by("pair_id", "rater_id")
+        .values_list("pair_id", "rater_id", "preference", "a_unsafe", "b_unsafe", "both_unacceptable", "flags")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+
+
+def _adjudication_rows(batch: Batch):
+    # Newest first within a pair: the merge keeps the first one it sees.
+    return (
+        Adjudication.objects.filter(pair__batch=batch).order_by("pair_id", "-created_at", "-id")
+        .values_list("pair_id", "preference", "a_unsafe", "b_unsafe")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+
+
+def _prompt_keys(batch: Batch, *, include_calibration: bool) -> np.ndarray:
+    qs = Pair.objects.filter(batch=batch)
+    if not include_calibration:
+        qs = qs.filter(gold_preference__isnull=True)
+    keys = array.array("q", (exports.prompt_key_from_sha256(sha) for sha in
+                             qs.values_list("prompt__text_sha256", flat=True).distinct().iterator(chunk_size=CHUNK_ROWS)))
+    return np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, dtype=np.int64)
+
+
+def _vote_arrays(batch: Batch, *, with_prompt: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(pair_id, rater_id, direction[, prompt_key]) of every current vote, as compact arrays:
+    ~20 bytes a vote, what the kappa filter and Dawid-Skene need to hold at once."""
+    pair_ids, rater_ids, dirs, prompts = array.array("q"), array.array("q"), array.array("b"), array.array("q")
+    fields = ["pair_id", "rater_id", "preference"] + (["pair__prompt__text_sha256"] if with_prompt else [])
+    qs = Judgment.objects.filter(batch=batch, is_current=True).order_by("pair_id", "rater_id").values_list(*fields)
+    for row in qs.iterator(chunk_size=CHUNK_ROWS):
+        pair_ids.append(row[0])
+        rater_ids.append(row[1])
+        dirs.append(exports.direction(row[2]))
+        if with_prompt:
+            prompts.append(exports.prompt_key_from_sha256(row[3]))
+
+    def arr(a, dtype):
+        return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype=dtype)
+
+    return arr(pair_ids, np.int64), arr(rater_ids, np.int64), arr(dirs, np.int8), arr(prompts, np.int64) if with_prompt else None
+
+
+def _raters_outside_specialties(batch: Batch, specialties: tuple[str, ...]) -> frozenset[int]:
+    if not specialties:
+        return frozenset()
+    raters = Judgment.objects.filter(batch=batch, is_current=True).values_list("rater_id", flat=True).distinct()
+    allowed = Profile.objects.filter(user_id__in=raters, specialty__slug__in=specialties).values_list("user_id", flat=True)
+    return frozenset(raters) - frozenset(allowed)
+
+
+class _ReadSnapshot:
+    """One consistent view of the batch for every query of the export. On PostgreSQL outside
+    any transaction, REPEATABLE READ makes the pre-pass, the split and the main pass see the
+    same judgments even while raters keep submitting; inside a caller's transaction (tests,
+    the batch-closed handler) we simply join it."""
+
+    def __enter__(self):
+        self._atomic = transaction.atomic()
+        set_isolation = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._atomic.__enter__()
+        if set_isolation:
+            with connection.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return self
+
+    def __exit__(self, *exc):
+        return self._atomic.__exit__(*exc)
+
+
+def _build(*, batch: Batch, params: exports.ExportParams, out_dir: str, progress: ProgressFn | None) -> dict:
+    """Run the export into out_dir; return what the manifest says about the data."""
+    extra: dict = {}
+    with _ReadSnapshot():
+        total = Pair.objects.filter(batch=batch).count()
+        by_specialty = _raters_outside_specialties(batch, params.specialties)
+        excluded = by_specialty
+        if by_specialty:
+            extra["excluded_raters_specialty"] = sorted(by_specialty)
+        test_prompts: frozenset[int] = frozenset()
+        if params.test_fraction > 0:
+            test_prompts = exports.split_test_prompts(
+                _prompt_keys(batch, include_calibration=params.include_calibration),
+                test_fraction=params.test_fraction, seed=params.seed)
+        test_raters: frozenset[int] = frozenset()
+        if params.rater_disjoint_test:
+            raters = Judgment.objects.filter(batch=batch, is_current=True).values_list("rater_id", flat=True).distinct()
+            test_raters = exports.split_test_raters(list(raters), fraction=params.test_rater_fraction, seed=params.seed)
+            extra["test_raters"] = sorted(test_raters)
+        ds = None
+        if params.needs_vote_prepass:
+            with_prompt = params.policy == "dawid_skene" and params.rater_disjoint_test
+            pair_ids, rater_ids, dirs, prompt_keys = _vote_arrays(batch, with_prompt=with_prompt)
+            if params.min_rater_kappa is not None:
+                kappas = exports.rater_kappas(pair_ids, rater_ids, dirs)
+                low = {r for r, k in kappas.items() if k < params.min_rater_kappa}
+                excluded = excluded | frozenset(low)
+                extra["rater_kappas"] = {str(r): k for r, k in sorted(kappas.items())}
+                extra["excluded_raters_low_kappa"] = sorted(low)
+            if params.policy == "dawid_skene":
+                keep = ~np.isin(rater_ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))
+                if with_prompt:
+                    # Each side's posteriors come from that side's raters only (no leak across the split).
+                    in_test = np.isin(prompt_keys, np.fromiter(test_prompts, dtype=np.int64, count=len(test_prompts)))
+                    by_test_rater = np.isin(rater_ids, np.fromiter(test_raters, dtype=np.int64, count=len(test_raters)))
+                    keep &= in_test == by_test_rater
+                ds = exports.dawid_skene(pair_ids[keep], rater_ids[keep], dirs[keep],
+                                         max_iter=params.ds_max_iter, tol=params.ds_tol)
+                extra["dawid_skene"] = ds.summary()
+            del pair_ids, rater_ids, dirs, prompt_keys
+        pairs = exports.iter_pairs(_pair_rows(batch), _vote_rows(batch), _adjudication_rows(batch))
+        result = exports.export_write(
+            pairs, params, out_dir, test_prompts=test_prompts, test_raters=test_raters,
+            excluded_raters=excluded, ds=ds,
+            progress=(lambda done: progress(done, total)) if progress else None,
+        )
+    return {"result": result, "extra": extra}
+
+
+def _save_to_storage(*, local_path: str, name: str) -> str:
+    # A leftover of a run that failed before its snapshot committed may hold this name;
+    # the version is ours (we hold the batch lock), so replace it rather than get a renamed copy.
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    with open(local_path, "rb") as fh:
+        saved = default_storage.save(name, File(fh, name=os.path.basename(name)))
+    return saved
+
+
+def export_create(*, batch: Batch | int, params: dict | None, created_by, progress: ProgressFn | None = None) -> ExportSnapshot:
+    """Export a batch's current judgments (and newest adjudication per pair) as a new
+    versioned snapshot. Data files are byte-identical for identical params and data; only the
+    manifest and card carry the version and the time. `progress(done_pairs, total_pairs)`
+    is called every 10,000 pairs and at the end."""
+    batch_id = batch.pk if isinstance(batch, Batch) else batch
+    batch = Batch.objects.select_related("specialty").filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} does not exist.")
+    if batch.state == BatchState.DRAFT:
+        raise Conflict(f"Batch {batch.name!r} is a draft: it has no judgments to export yet. Open it first.",
+                       extra={"state": batch.state})
+    p = export_params_validate(params=params or {})
+    tmp = tempfile.mkdtemp(prefix=f"clinpref-export-{batch.pk}-")
+    saved: list[str] = []
+    try:
+        built = _build(batch=batch, params=p, out_dir=tmp, progress=progress)
+        result: exports.ExportResult = built["result"]
+        with transaction.atomic():
+            # The batch row lock serialises concurrent exports of one batch: versions stay dense.
+            Batch.objects.select_for_update().filter(pk=batch.pk).first()
+            version = (ExportSnapshot.objects.filter(batch=batch).aggregate(v=Max("version"))["v"] or 0) + 1
+            prefix = f"exports/{batch.pk}/v{version}"
+            files = []
+            for f in result.files:
+                path = _save_to_storage(local_path=f.path, name=f"{prefix}/{f.name}")
+                saved.append(path)
+                files.append({**f.public(), "path": path})
+            now = timezone.now()
+            manifest = {
+                "format_version": 1,
+                "batch": {"id": batch.pk, "name": batch.name, "state": batch.state,
+                          "specialty": batch.specialty.slug if batch.specialty_id else None},
+                "version": version,
+                "policy": p.policy,
+                "params": p.to_dict(),
+                "params_sha256": p.sha256(),
+                "filters": {"min_rater_kappa": p.min_rater_kappa, "specialties": list(p.specialties),
+                            "veto_flags": list(p.veto_flags), "include_calibration": p.include_calibration,
+                            "rater_disjoint_test": p.rater_disjoint_test},
+                "counts": result.counts,
+                "dropped": result.dropped,
+                "excluded_votes": result.excluded_votes,
+                "agreement": _agreement_figures(batch),
+                "code_version": _code_version(),
+                "created_by": {"id": created_by.pk, "username": created_by.get_username()} if created_by else None,
+                "created_at": now.isoformat(),
+                "files": [{k: v for k, v in f.items() if k != "path"} for f in files],
+                **built["extra"],
+            }
+            for name, text in (("README.md", exports.dataset_card(manifest=manifest)),
+                               ("manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")):
+                local = os.path.join(tmp, name)
+                with open(local, "w", encoding="utf-8", newline="\n") as fh:
+                    fh.write(text)
+                path = _save_to_storage(local_path=local, name=f"{prefix}/{name}")
+                saved.append(path)
+                files.append({"name": name, "sha256": exports.file_sha256(local), "rows": None,
+                              "bytes": os.path.getsize(local), "format": name.rsplit(".", 1)[1], "split": None,
+                              "path": path})
+            snapshot = ExportSnapshot.objects.create(
+                batch=batch, version=version, params=p.to_dict(), params_sha256=p.sha256(),
+                manifest=manifest, files=files, created_by=created_by if created_by and created_by.is_authenticated else None,
+            )
+            audit_record(actor=created_by, action="export.created", obj=snapshot, batch=batch,
+                         data={"version": version, "policy": p.policy, "params_sha256": snapshot.params_sha256,
+                               "triples": result.counts["triples"]})
+        logger.info("export.created", extra={"batch_id": batch.pk, "version": version})
+        return snapshot
+    except BaseException:
+        for path in saved:  # the snapshot did not commit: leave no orphan files behind
+            try:
+                default_storage.delete(path)
+            except Exception:
+                logger.warning("export.cleanup_failed", exc_info=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_list(*, batch_id: int | None = None) -> QuerySet[ExportSnapshot]:
+    qs = ExportSnapshot.objects.select_related("batch", "created_by").order_by("-created_at", "-id")
+    return qs.filter(batch_id=batch_id) if batch_id is not None else qs
+
+
+def export_get(*, export_id: int) -> ExportSnapshot:
+    snapshot = ExportSnapshot.objects.select_related("batch", "created_by").filter(pk=export_id).first()
+    if snapshot is None:
+        raise NotFound(f"Export {export_id} does not exist.")
+    return snapshot
+
+
+def export_file_entry(*, snapshot: ExportSnapshot, name: str) -> dict:
+    for entry in snapshot.files:
+        if entry["name"] == name:
+            return entry
+    names = ", ".join(e["name"] for e in snapshot.files)
+    raise NotFound(f"Export {snapshot.pk} has no file {name!r}. Files: {names}.")
+
+
+def export_open_file(*, snapshot: ExportSnapshot, name: str) -> File:
+    """Open one file of a snapshot for reading (binary) through the storage backend: works the
+    same for local media and remote storage, so never assume a local path. Close it after use."""
+    entry = export_file_entry(snapshot=snapshot, name=name)
+    return default_storage.open(entry["path"], "rb")
+
+
+def export_file_sha256_verify(*, snapshot: ExportSnapshot, name: str) -> bool:
+    """Whether the stored bytes still match the snapshot's checksum (for training workers that
+    want to refuse a tampered or truncated dataset)."""
+    entry = export_file_entry(snapshot=snapshot, name=name)
+    h = hashlib.sha256()
+    with export_open_file(snapshot=snapshot, name=name) as fh:
+        for chunk in fh.chunks():
+            h.update(chunk)
+    return h.hexdigest() == entry["sha256"]

@@ -1,0 +1,189 @@
+"""export_create / export_open_file and the export API, against the database."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from annotation import export_services
+from annotation.models import Adjudication, AuditEvent, BatchState, ExportSnapshot
+from tests import factories
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+ALL_FORMATS = ["trl-jsonl", "trl-conversational", "parquet", "kto"]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+def read(snapshot, name) -> bytes:
+    with export_services.export_open_file(snapshot=snapshot, name=name) as fh:
+        return fh.read()
+
+
+def jsonl(snapshot, name) -> list[dict]:
+    return [json.loads(line) for line in read(snapshot, name).decode().splitlines()]
+
+
+def test_export_create_writes_versioned_snapshot_with_manifest_and_card(admin_user):
+    batch, pairs, _ = factories.judged_batch(n_pairs=12, seed=1)
+    snap = export_services.export_create(batch=batch, params={"formats": ALL_FORMATS, "test_fraction": 0.25},
+                                         created_by=admin_user)
+    names = {f["name"] for f in snap.files}
+    assert {"train.jsonl", "test.jsonl", "train.kto.jsonl", "train.parquet", "test.conversational.jsonl",
+            "manifest.json", "README.md"} <= names
+    assert all(f["path"].startswith(f"exports/{batch.pk}/v1/") for f in snap.files)
+    manifest = json.loads(read(snap, "manifest.json"))
+    assert manifest["version"] == 1 and manifest["policy"] == "majority" and manifest["params_sha256"] == snap.params_sha256
+    triples = manifest["counts"]["triples"]
+    assert triples["train"] + triples["test"] + sum(manifest["dropped"].values()) == 12
+    assert "code_version" in manifest and manifest["created_by"]["username"] == "admin"
+    assert read(snap, "README.md").decode().startswith("# ClinPref export")
+    assert all(export_services.export_file_sha256_verify(snapshot=snap, name=n) for n in names)
+    assert AuditEvent.objects.filter(action="export.created", object_id=str(snap.pk)).exists()
+
+
+def test_same_params_give_a_new_version_with_byte_identical_data(admin_user):
+    batch, _, _ = factories.judged_batch(n_pairs=10, seed=2)
+    params = {"formats": ALL_FORMATS, "test_fraction": 0.3, "seed": 5}
+    one = export_services.export_create(batch=batch, params=params, created_by=admin_user)
+    two = export_services.export_create(batch=batch, params=dict(params, formats=list(reversed(ALL_FORMATS))),
+                                        created_by=admin_user)
+    assert (one.version, two.version) == (1, 2) and one.params_sha256 == two.params_sha256
+    data = lambda s: {f["name"]: f["sha256"] for f in s.files if f["rows"] is not None}  # noqa: E731
+    assert data(one) == data(two)
+    assert all(read(one, n) == read(two, n) for n in data(one))
+
+
+def test_vetoed_response_is_never_chosen_and_lands_false_in_kto(admin_user):
+    batch, pairs, raters = factories.judged_batch(n_pairs=4, seed=3, agreement=1.0)
+    vetoed = pairs[0]
+    # Everyone prefers B, but one rater marks B unsafe: B must never be chosen.
+    for rater in raters:
+        j = vetoed.judgments.get(rater=rater, is_current=True)
+        j.preference, j.b_unsafe = 2, rater == raters[0]
+        j.save(update_fields=["preference", "b_unsafe"])
+    both = pairs[1]
+    both.judgments.filter(rater=raters[1]).update(both_unacceptable=True)
+    snap = export_services.export_create(batch=batch, params={"formats": ["trl-jsonl", "kto"], "test_fraction": 0},
+                                         created_by=admin_user)
+    rows = jsonl(snap, "train.jsonl")
+    assert {r["pair_id"] for r in rows}.isdisjoint({vetoed.pk, both.pk})
+    kto = jsonl(snap, "train.kto.jsonl")
+    assert {(r["pair_id"], r["response"], r["label"]) for r in kto if r["reason"] == "vetoed"} == {
+        (vetoed.pk, "b", False), (both.pk, "a", False), (both.pk, "b", False)}
+    assert snap.manifest["dropped"]["chosen_vetoed"] == 1 and snap.manifest["dropped"]["both_vetoed"] == 1
+
+
+def test_adjudication_overrides_and_newest_wins(admin_user):
+    batch, pairs, _ = factories.judged_batch(n_pairs=3, seed=4, agreement=1.0)
+    target = pairs[0]
+    Adjudication.objects.create(pair=target, decided_by=admin_user, preference=2, note="old")
+    Adjudication.objects.create(pair=target, decided_by=admin_user, preference=-2, note="new")
+    snap = export_services.export_create(batch=batch, params={"test_fraction": 0, "ties": "keep"}, created_by=admin_user)
+    row = next(r for r in jsonl(snap, "train.jsonl") if r["pair_id"] == target.pk)
+    assert row["source"] == "adjudication" and row["chosen"] == target.completion_a.text and row["margin"] == 2.0
+
+
+def test_grouped_split_has_no_prompt_on_both_sides(admin_user):
+    batch, pairs, _ = factories.judged_batch(n_pairs=20, seed=5, agreement=1.0)
+    # Two pairs per prompt text: the split must keep them together.
+    for i, pair in enumerate(pairs):
+        pair.prompt.text = f"Shared prompt {i // 2}"
+        pair.prompt.text_sha256 = f"{i // 2:064x}"
+        pair.prompt.save(update_fields=["text", "text_sha256"])
+    snap = export_services.export_create(batch=batch, params={"test_fraction": 0.3, "formats": ["trl-jsonl", "kto"]},
+                                         created_by=admin_user)
+    train = {r["prompt"] for r in jsonl(snap, "train.jsonl") + jsonl(snap, "train.kto.jsonl")}
+    test = {r["prompt"] for r in jsonl(snap, "test.jsonl") + jsonl(snap, "test.kto.jsonl")}
+    assert train and test and train.isdisjoint(test)
+
+
+def test_rater_disjoint_split_and_dawid_skene_estimates(admin_user):
+    batch, _, raters = factories.judged_batch(n_pairs=12, n_raters=4, seed=6)
+    snap = export_services.export_create(
+        batch=batch, params={"policy": "dawid_skene", "test_fraction": 0.5, "rater_disjoint_test": True,
+                             "test_rater_fraction": 0.25, "min_rater_kappa": -1.0},
+        created_by=admin_user)
+    m = snap.manifest
+    assert len(m["test_raters"]) == 1 and set(m["dawid_skene"]["confusion"]) <= {str(r.pk) for r in raters}
+    assert set(m["rater_kappas"]) == {str(r.pk) for r in raters}
+    test_rows = jsonl(snap, "test.jsonl")
+    assert all(r["n_votes"] == 1 for r in test_rows)  # only the held-out rater decides test pairs
+
+
+def test_datasets_loads_every_format(admin_user, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    batch, _, _ = factories.judged_batch(n_pairs=12, seed=7)
+    snap = export_services.export_create(batch=batch, params={"formats": ALL_FORMATS, "test_fraction": 0.25},
+                                         created_by=admin_user)
+    for f in snap.files:
+        if f["rows"] is None:
+            continue
+        local = tmp_path / f["name"]
+        local.write_bytes(read(snap, f["name"]))
+        builder = "parquet" if f["name"].endswith(".parquet") else "json"
+        ds = datasets.load_dataset(builder, data_files=str(local), split="train", cache_dir=str(tmp_path / "hf"))
+        assert len(ds) == f["rows"], f["name"]
+        expected = {"prompt", "completion", "label"} if "kto" in f["name"] else {"prompt", "chosen", "rejected", "margin"}
+        assert expected <= set(ds.column_names)
+
+
+def test_export_default_params_are_valid():
+    assert export_services.export_params_validate(params=export_services.export_default_params()).policy == "majority"
+
+
+class TestApi:
+    def url(self, batch_id):
+        return f"/api/batches/{batch_id}/exports/"
+
+    def test_permissions(self, physician_client, anon_client, admin_client):
+        batch, _, _ = factories.judged_batch(n_pairs=4, seed=8)
+        assert physician_client.post(self.url(batch.pk), {}, format="json").status_code == 403
+        assert anon_client.post(self.url(batch.pk), {}, format="json").status_code in (401, 403)
+        assert physician_client.get("/api/exports/").status_code == 403
+        resp = admin_client.post(self.url(batch.pk), {"policy": "majority", "formats": ["trl-jsonl", "kto"],
+                                                      "test_fraction": 0.25, "seed": 1}, format="json")
+        assert resp.status_code == 201, resp.content
+        body = resp.json()
+        assert body["version"] == 1 and {"name", "sha256", "rows"} <= set(body["files"][0]) and "path" not in body["files"][0]
+        assert body["manifest"]["policy"] == "majority"
+        assert admin_client.get(f"/api/exports/{body['id']}/").json()["id"] == body["id"]
+        assert [e["id"] for e in admin_client.get("/api/exports/").json()] == [body["id"]]
+        file_resp = admin_client.get(f"/api/exports/{body['id']}/files/train.jsonl")
+        assert file_resp.status_code == 200
+        content = b"".join(file_resp.streaming_content)
+        snap = ExportSnapshot.objects.get(pk=body["id"])
+        assert content == read(snap, "train.jsonl")
+        assert file_resp["X-Content-SHA256"] == next(f["sha256"] for f in body["files"] if f["name"] == "train.jsonl")
+        assert admin_client.get(f"/api/exports/{body['id']}/files/nope.jsonl").status_code == 404
+        assert physician_client.get(f"/api/exports/{body['id']}/files/train.jsonl").status_code == 403
+
+    @pytest.mark.parametrize("body,needle", [
+        ({"policy": "vibes"}, "policy"), ({"formats": ["csv"]}, "Unknown format"), ({"test_fraction": 1.5}, "test_fraction"),
+        ({"min_agreement": 0}, "min_agreement"), ({"polcy": "majority"}, "Unknown export parameter"),
+    ])
+    def test_bad_input_is_400_with_a_clear_message(self, admin_client, body, needle):
+        batch, _, _ = factories.judged_batch(n_pairs=2, seed=9)
+        resp = admin_client.post(self.url(batch.pk), body, format="json")
+        assert resp.status_code == 400 and needle in resp.json()["detail"]
+
+    def test_draft_batch_is_409_and_missing_batch_404(self, admin_client):
+        batch, _, _ = factories.judged_batch(n_pairs=2, seed=10, state=BatchState.DRAFT)
+        resp = admin_client.post(self.url(batch.pk), {}, format="json")
+        assert resp.status_code == 409 and "draft" in resp.json()["detail"]
+        assert admin_client.post(self.url(999999), {}, format="json").status_code == 404
+
+
+def test_cli_copies_snapshot_files(admin_user, tmp_path):
+    batch, _, _ = factories.judged_batch(n_pairs=6, seed=11)
+    out = tmp_path / "out"
+    call_command("export_batch", str(batch.pk), "--format", "trl-jsonl", "--format", "kto", "--out", str(out),
+                 "--test-fraction", "0.2", "--user", "admin", "--no-progress")
+    snap = ExportSnapshot.objects.get(batch=batch)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f["name"] for f in snap.files)
+    assert (out / "train.jsonl").read_bytes() == read(snap, "train.jsonl")

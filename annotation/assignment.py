@@ -141,7 +141,8 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
     batch_ids = sorted(batches)
     rng = rng or random
     calibration_rate = max(b.calibration_rate for b in batches.values())
-    order = [True, False] if rng.random() < calibration_rate else [False]
+    # Calibration items are mixed in at the batch's rate, and served once regular work runs out.
+    order = [True, False] if rng.random() < calibration_rate else [False, True]
     for calibration in order:
         assignment = _lease_first_free(batch_ids=batch_ids, batches=batches, rater=rater, calibration=calibration, now=now, rng=rng)
         if assignment is not None:

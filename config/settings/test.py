@@ -16,4 +16,7 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not shared-cache memory: shared cache reports "table is locked" at once instead
     # of waiting, which would make the concurrency tests meaningless on SQLite.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}  # noqa: F405
+    import os
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"clinpref_test_{os.getpid()}.sqlite3")}  # noqa: F405

@@ -445,6 +445,64 @@ def _jsonable(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _headline(r: Ratings, counts: np.ndarray, *, metric: str, bootstrap: int, rng) -> dict:
+    """Percent agreement, Fleiss' kappa and Krippendorff's alpha (with CIs), from item patterns:
+    the same code gives the estimate (weights = pattern frequencies) and the bootstrap."""
+    notes = []
+    k = r.n_categories
+    n_multi = int((counts.sum(axis=1) >= 2).sum())
+    if r.n_raters == 0:
+        notes.append("No ratings: nothing to measure.")
+    elif r.n_raters == 1:
+        notes.append("Only one rater: agreement between raters is undefined.")
+    elif n_multi == 0:
+        notes.append("No item was rated by two or more raters: agreement is undefined.")
+    if r.n_items == 1:
+        notes.append("Only one item: chance agreement rests on one item's labels; read any figure with care.")
+
+    metrics = ("nominal", "ordinal", "interval") if metric in ("ordinal", "interval") else ("nominal",)
+    values = np.asarray(r.categories, dtype=float) if metric == "interval" else None
+    pct = fleiss = alpha = np.array([np.nan])
+    alpha_by_metric = dict.fromkeys(metrics, np.nan)
+    pct_ci = fleiss_ci = alpha_ci = None
+    if k and n_multi:
+        pats = _patterns(counts)
+        point = pats.freq[None, :].astype(float)
+        pct, fleiss = _fleiss_from_patterns(pats, point)
+        coinc = _coincidence_from_patterns(pats, point)
+        alpha = alpha_from_coincidence(coinc, metric, values)
+        for mt in metrics:
+            alpha_by_metric[mt] = alpha_from_coincidence(coinc, mt, values if mt == "interval" else None)[0]
+        if not math.isfinite(fleiss[0]):
+            notes.append("Every rating on multiply-rated items has the same category: chance agreement is 1, so Fleiss' kappa is undefined.")
+        if not math.isfinite(alpha[0]):
+            notes.append("No variation among pairable values: Krippendorff's alpha is undefined.")
+        if bootstrap:
+            draws = rng.multinomial(r.n_items, pats.freq / pats.freq.sum(), size=bootstrap).astype(float)
+            b_pct, b_fleiss = _fleiss_from_patterns(pats, draws)
+            b_alpha = alpha_from_coincidence(_coincidence_from_patterns(pats, draws), metric, values)
+            pct_ci, fleiss_ci, alpha_ci = _percentile_ci(b_pct), _percentile_ci(b_fleiss), _percentile_ci(b_alpha)
+    return {
+        "n_items_multiply_rated": n_multi,
+        "percent_agreement": _num(pct[0]),
+        "percent_agreement_ci": pct_ci,
+        "fleiss_kappa": _num(fleiss[0]),
+        "fleiss_kappa_ci": fleiss_ci,
+        "krippendorff_alpha": _num(alpha[0]),
+        "krippendorff_alpha_ci": alpha_ci,
+        "krippendorff_alpha_by_metric": {mt: _num(v) for mt, v in alpha_by_metric.items()},
+        "notes": notes,
+    }
+
+
+def agreement_headline(ratings: Ratings, *, metric: str = "nominal", bootstrap: int = 0, seed: int = 0) -> dict:
+    """Only the batch-level figures (no pairwise or per-rater tables): cheap enough to run once
+    per rubric criterion."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    return _headline(ratings, _item_counts(ratings), metric=metric, bootstrap=bootstrap, rng=np.random.default_rng(seed))
+
+
 def agreement_report(
     ratings: Ratings,
     *,
@@ -468,43 +526,9 @@ def agreement_report(
     weightings = (None, "linear", "quadratic") if ordered else (None,)
     rng = np.random.default_rng(seed)
 
-    counts = _item_counts(r) if k else np.zeros((r.n_items, 0), dtype=np.int64)
-    m = counts.sum(axis=1)
-    n_multi = int((m >= 2).sum())
-
-    if r.n_raters == 0:
-        notes.append("No ratings: nothing to measure.")
-    elif r.n_raters == 1:
-        notes.append("Only one rater: agreement between raters is undefined.")
-    elif n_multi == 0:
-        notes.append("No item was rated by two or more raters: agreement is undefined.")
-    if r.n_items == 1:
-        notes.append("Only one item: chance agreement rests on one item's labels; read any figure with care.")
-
-    # Headline figures from item patterns (the same code computes the bootstrap).
-    pats = _patterns(counts) if k else _Patterns(np.zeros((0, 0)), np.zeros(0))
-    point = pats.freq[None, :].astype(float)
-    pct, fleiss = (np.array([np.nan]), np.array([np.nan])) if not k else _fleiss_from_patterns(pats, point)
-    values = np.asarray(r.categories, dtype=float) if metric == "interval" else None
-    if k:
-        coinc = _coincidence_from_patterns(pats, point)
-        alpha = alpha_from_coincidence(coinc, metric, values)
-        alpha_by_metric = {mt: alpha_from_coincidence(coinc, mt, values if mt == "interval" else None)[0]
-                           for mt in (("nominal", "ordinal", "interval") if ordered else ("nominal",))}
-    else:
-        alpha = np.array([np.nan])
-        alpha_by_metric = {"nominal": np.nan}
-    if n_multi and k and not math.isfinite(fleiss[0]):
-        notes.append("Every rating on multiply-rated items has the same category: chance agreement is 1, so Fleiss' kappa is undefined.")
-    if n_multi and k and not math.isfinite(alpha[0]):
-        notes.append("No variation among pairable values: Krippendorff's alpha is undefined.")
-
-    fleiss_ci = alpha_ci = pct_ci = None
-    if bootstrap and n_multi and k:
-        draws = rng.multinomial(r.n_items, pats.freq / pats.freq.sum(), size=bootstrap).astype(float)
-        b_pct, b_fleiss = _fleiss_from_patterns(pats, draws)
-        b_alpha = alpha_from_coincidence(_coincidence_from_patterns(pats, draws), metric, values)
-        fleiss_ci, alpha_ci, pct_ci = _percentile_ci(b_fleiss), _percentile_ci(b_alpha), _percentile_ci(b_pct)
+    counts = _item_counts(r)
+    head = _headline(r, counts, metric=metric, bootstrap=bootstrap, rng=rng)
+    notes += head.pop("notes")
 
     # Pairwise Cohen's kappa.
     ra, rb, conf = _pair_confusions(r, counts) if k else (np.zeros(0, int), np.zeros(0, int), np.zeros((0, 0, 0)))
@@ -543,19 +567,19 @@ def agreement_report(
         "categories": [_jsonable(c) for c in r.categories],
         "n_judgments": int(len(r.item)),
         "n_items": int(r.n_items),
-        "n_items_multiply_rated": n_multi,
         "n_raters": int(r.n_raters),
-        "percent_agreement": _num(pct[0]),
-        "percent_agreement_ci": pct_ci,
-        "fleiss_kappa": _num(fleiss[0]),
-        "fleiss_kappa_ci": fleiss_ci,
-        "krippendorff_alpha": _num(alpha[0]),
-        "krippendorff_alpha_ci": alpha_ci,
-        "krippendorff_alpha_by_metric": {mt: _num(v) for mt, v in alpha_by_metric.items()},
+        "percent_agreement": head["percent_agreement"],
+        "percent_agreement_ci": head["percent_agreement_ci"],
+        "fleiss_kappa": head["fleiss_kappa"],
+        "fleiss_kappa_ci": head["fleiss_kappa_ci"],
+        "krippendorff_alpha": head["krippendorff_alpha"],
+        "krippendorff_alpha_ci": head["krippendorff_alpha_ci"],
+        "krippendorff_alpha_by_metric": head["krippendorff_alpha_by_metric"],
+        "n_items_multiply_rated": head["n_items_multiply_rated"],
         "mean_cohen_kappa": mean_kappa,
         "interpretation": {
-            "fleiss_kappa": landis_koch(_num(fleiss[0])),
-            "krippendorff_alpha": landis_koch(_num(alpha[0])),
+            "fleiss_kappa": landis_koch(head["fleiss_kappa"]),
+            "krippendorff_alpha": landis_koch(head["krippendorff_alpha"]),
             "mean_cohen_kappa": landis_koch(mean_kappa),
             "scale": "Landis & Koch (1977)",
         },
@@ -649,3 +673,35 @@ def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.n
     hi = starts[has] + sizes[has] // 2
     out[has] = (v[lo] + v[hi]) / 2.0
     return out
+
+
+def disputed_items(item, preference) -> dict[str, np.ndarray]:
+    """Items whose raters disagree on the direction (A better / tie / B better), most disputed
+    first: raters on opposite sides before mere tie-vs-preference splits, then by the share of
+    raters outside the largest camp, then by the spread on the five-point scale.
+
+    Takes canonical -2..2 preferences; returns arrays (item, n, counts per -2..2, opposite,
+    disagreement, spread), in that order."""
+    item = np.asarray(item)
+    pref = np.asarray(preference, dtype=np.int64)
+    ids, code = _factorize(item)
+    counts = np.bincount(code * 5 + pref + 2, minlength=len(ids) * 5).reshape(-1, 5)
+    n = counts.sum(axis=1)
+    camps = np.stack([counts[:, :2].sum(axis=1), counts[:, 2], counts[:, 3:].sum(axis=1)], axis=1)
+    disputed = (camps > 0).sum(axis=1) > 1
+    opposite = (camps[:, 0] > 0) & (camps[:, 2] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        disagreement = 1.0 - camps.max(axis=1) / n
+    present = counts > 0
+    spread = (4 - np.argmax(present[:, ::-1], axis=1)) - np.argmax(present, axis=1)
+    sel = np.flatnonzero(disputed)
+    order = np.lexsort((ids[sel], -spread[sel], -disagreement[sel], ~opposite[sel]))
+    sel = sel[order]
+    return {
+        "item": ids[sel],
+        "n": n[sel],
+        "counts": counts[sel],
+        "opposite": opposite[sel],
+        "disagreement": disagreement[sel],
+        "spread": spread[sel],
+    }

@@ -348,3 +348,15 @@ def test_landis_koch_wording():
     assert [landis_koch(v) for v in (-0.1, 0.1, 0.3, 0.5, 0.7, 0.9, None)] == [
         "poor", "slight", "fair", "moderate", "substantial", "almost perfect", None,
     ]
+
+
+def test_disputed_items_rank_opposite_sides_first():
+    from annotation.agreement import disputed_items
+
+    item = [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4]
+    pref = [-1, -1, -1, -1, -1, 0, -2, 1, 2, 2, 2]
+    found = disputed_items(item, pref)
+    assert found["item"].tolist() == [3, 2]
+    assert found["opposite"].tolist() == [True, False]
+    assert found["spread"].tolist() == [4, 1]
+    assert found["counts"][0].tolist() == [1, 0, 0, 1, 1]

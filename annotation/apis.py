@@ -99,7 +99,8 @@ class BatchPairsImportApi(APIView):
     permission_classes = [IsAdminRole]
     parser_classes = [NDJSONParser, JSONParser]
 
-    @extend_schema(request={"application/x-ndjson": str, "application/json": list},
+    @extend_schema(request={"application/x-ndjson": {"type": "string", "description": "one pair object per line"},
+                            "application/json": {"type": "array", "items": {"type": "object"}}},
                    responses={201: dict, 400: dict})
     def post(self, request, batch_id: int):
         batch = selectors.batch_get(batch_id=batch_id)

@@ -1,0 +1,124 @@
+"""Training pipelines and runs. A pipeline is a small chain of runs built from one export
+snapshot (e.g. reward_model -> ppo); each run is one Celery task on the gpu queue.
+
+Rows hold state the workers report through the database (progress, heartbeat, metrics), so the
+web process never needs to share a disk or a process with a GPU host. Behaviour lives in
+services.py; nothing here has side effects."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RunKind(models.TextChoices):
+    REWARD_MODEL = "reward_model", "Reward model"
+    PPO = "ppo", "PPO"
+    DPO = "dpo", "DPO"
+    GRPO = "grpo", "GRPO"
+    RLOO = "rloo", "RLOO"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class TrainingPipeline(models.Model):
+    """One launch: the spec (e.g. "reward_model>ppo") applied to one export snapshot."""
+
+    class Trigger(models.TextChoices):
+        BATCH_CLOSED = "batch_closed", "Batch closed"
+        MANUAL = "manual", "Started by an admin"
+
+    export = models.ForeignKey("annotation.ExportSnapshot", on_delete=models.PROTECT, related_name="training_pipelines")
+    spec = models.CharField(max_length=64)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    # "batch_closed:<batch id>" for automatic launches: the unique constraint is what makes a
+    # retried or concurrent close start training exactly once. Empty for manual (re)trains.
+    trigger_key = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trigger_key"], condition=~Q(trigger_key=""), name="training_pipeline_trigger_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"pipeline {self.pk} ({self.spec})"
+
+
+class TrainingRun(models.Model):
+    pipeline = models.ForeignKey(TrainingPipeline, on_delete=models.CASCADE, related_name="runs")
+    # Position in the pipeline spec (0 = first run); children start when their parent succeeds.
+    stage = models.PositiveSmallIntegerField(default=0)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children",
+                               help_text="The run this one builds on, e.g. the reward model a PPO run optimises.")
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    export = models.ForeignKey("annotation.ExportSnapshot", on_delete=models.PROTECT, related_name="training_runs")
+
+    # The fully resolved hyper-parameters (defaults filled in), so a run can be reproduced.
+    config = models.JSONField(default=dict)
+    base_model = models.CharField(max_length=500, blank=True, help_text="Model id or path; empty means the demo model.")
+    is_demo = models.BooleanField(default=False)
+    # Says plainly what the run is built on when it is a demo (no clinical base model).
+    note = models.TextField(blank=True)
+
+    host = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    current_step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    final_metrics = models.JSONField(default=dict, blank=True)
+    # Storage prefix of the saved model (e.g. "training/12/model/"), readable by any host.
+    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_files = models.JSONField(default=list, blank=True)
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The reaper scans running runs by heartbeat age.
+            models.Index(fields=["status", "heartbeat_at"], name="training_run_reaper_idx"),
+            models.Index(fields=["export", "kind", "status"], name="training_run_export_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class TrainingMetric(models.Model):
+    """One logged point of a run (loss, accuracy, KL, length... at a step). Appending rows keeps
+    progress writes cheap and lets the dashboard fetch a series without rewriting a big JSON blob."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step", "id"]
+        indexes = [models.Index(fields=["run", "step"], name="training_metric_run_step_idx")]

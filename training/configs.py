@@ -1,0 +1,337 @@
+"""Run parameters -> TRL config dataclasses.
+
+Two layers, so the web process can validate a retrain form without importing TRL:
+- `params_resolve(kind=, params=)` (pure): fills defaults, coerces types, rejects unknown keys and
+  out-of-range values with a message; the result is stored on the run as its resolved config.
+- `trl_config_build(kind=, config=, output_dir=)`: builds the TRL dataclass (RewardConfig, DPOConfig,
+  PPOConfig, GRPOConfig, RLOOConfig); imports TRL inside the function. Only runners call it.
+
+Defaults follow the clinical recipe in the issue (PPO: lr 5e-6, clip 0.2, KL 0.05, 4 PPO epochs,
+max grad norm 1.0; DPO beta 0.1). On CPU, bf16 and gradient checkpointing are off (TRL turns both
+on by default, which makes a CPU run about 5x slower)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+
+class ParamsInvalid(ValueError):
+    """Bad run parameters; services turn it into a 400 with this message. Kept free of Django
+    so runners and scripts can import this module anywhere."""
+
+PIPELINES = {
+    "reward_model>ppo": ["reward_model", "ppo"],
+    "reward_model>grpo": ["reward_model", "grpo"],
+    "reward_model>rloo": ["reward_model", "rloo"],
+    "reward_model": ["reward_model"],
+    "dpo": ["dpo"],
+}
+# Methods that need a trained reward model from an earlier stage.
+NEEDS_REWARD_MODEL = {"ppo", "grpo", "rloo"}
+
+_COMMON: dict[str, Any] = {
+    "learning_rate": 5e-6,
+    "num_train_epochs": 1.0,
+    "max_steps": -1,  # > 0 overrides num_train_epochs
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "max_grad_norm": 1.0,
+    "seed": 0,
+    "max_length": 512,
+    "logging_steps": 1,
+    "lora": False,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    # None: decided by the host (bf16 only where a GPU supports it).
+    "bf16": None,
+}
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "reward_model": {
+        **_COMMON,
+        "learning_rate": 5e-5,
+        "num_train_epochs": 3.0,
+        "weight_decay": 0.0,
+        "center_rewards_coefficient": 0.01,
+        "use_margin": True,
+        # Early stop: evaluate every epoch, stop after this many evaluations without a better
+        # held-out accuracy (0 disables).
+        "early_stopping_patience": 2,
+    },
+    "dpo": {
+        **_COMMON,
+        "learning_rate": 5e-6,
+        "beta": 0.1,
+        "loss_type": "sigmoid",
+        "max_length": 512,
+    },
+    "ppo": {
+        **_COMMON,
+        "learning_rate": 5e-6,
+        "cliprange": 0.2,
+        "cliprange_value": 0.2,
+        "kl_coef": 0.05,
+        "num_ppo_epochs": 4,
+        "num_mini_batches": 1,
+        "vf_coef": 0.1,
+        "gamma": 1.0,
+        "lam": 0.95,
+        "temperature": 0.7,
+        "response_length": 64,
+        "total_episodes": 0,  # 0: num_train_epochs passes over the prompts
+        "missing_eos_penalty": 1.0,
+        "whiten_rewards": False,
+        "max_prompt_length": 256,
+        # Stop when the mean KL to the reference passes this (nats per response); 0 disables.
+        "kl_target": 6.0,
+    },
+    "grpo": {
+        **_COMMON,
+        "learning_rate": 5e-6,
+        "beta": 0.05,
+        "num_generations": 4,
+        "max_completion_length": 64,
+        "temperature": 0.7,
+        "epsilon": 0.2,
+        "per_device_train_batch_size": 4,
+        "kl_target": 6.0,
+    },
+    "rloo": {
+        **_COMMON,
+        "learning_rate": 5e-6,
+        "beta": 0.05,
+        "num_generations": 4,
+        "max_completion_length": 64,
+        "temperature": 0.7,
+        "epsilon": 0.2,
+        "per_device_train_batch_size": 4,
+        "kl_target": 6.0,
+    },
+}
+
+# (low, high) inclusive bounds for numbers an admin may type into the retrain form.
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "learning_rate": (1e-9, 1e-2),
+    "num_train_epochs": (0.01, 100),
+    "per_device_train_batch_size": (1, 512),
+    "gradient_accumulation_steps": (1, 512),
+    "max_grad_norm": (0.0, 100.0),
+    "max_length": (8, 32768),
+    "lora_r": (1, 1024),
+    "beta": (0.0, 10.0),
+    "cliprange": (0.0, 1.0),
+    "kl_coef": (0.0, 10.0),
+    "num_ppo_epochs": (1, 64),
+    "num_generations": (2, 64),
+    "temperature": (0.01, 10.0),
+    "response_length": (1, 8192),
+    "max_completion_length": (1, 8192),
+}
+
+
+def pipeline_stages(pipeline: str) -> list[str]:
+    try:
+        return list(PIPELINES[pipeline])
+    except KeyError:
+        raise ParamsInvalid(f"Unknown pipeline {pipeline!r}; use one of: {', '.join(PIPELINES)}.") from None
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if default is None:  # tri-state booleans such as bf16
+        if value is None or isinstance(value, bool):
+            return value
+        raise ParamsInvalid(f"{key}: expected true, false or null.")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "on", "off"}:
+            return value.lower() in {"true", "1", "on"}
+        raise ParamsInvalid(f"{key}: expected true or false.")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ParamsInvalid(f"{key}: expected an integer.")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ParamsInvalid(f"{key}: expected an integer, got {value!r}.") from None
+        if number != int(number):
+            raise ParamsInvalid(f"{key}: expected an integer, got {value!r}.")
+        return int(number)
+    if isinstance(default, float):
+        if isinstance(value, bool):
+            raise ParamsInvalid(f"{key}: expected a number.")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ParamsInvalid(f"{key}: expected a number, got {value!r}.") from None
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ParamsInvalid(f"{key}: expected a string.")
+        return value
+    return value
+
+
+def params_resolve(*, kind: str, params: dict | None) -> dict[str, Any]:
+    """Defaults for `kind` overridden by `params`; raises ParamsInvalid on unknown keys,
+    wrong types or out-of-range values."""
+    if kind not in DEFAULTS:
+        raise ParamsInvalid(f"Unknown training kind {kind!r}; use one of: {', '.join(DEFAULTS)}.")
+    if params is not None and not isinstance(params, dict):
+        raise ParamsInvalid("params must be an object of hyper-parameters.")
+    defaults = DEFAULTS[kind]
+    unknown = sorted(set(params or {}) - set(defaults))
+    if unknown:
+        raise ParamsInvalid(f"Unknown parameter(s) for {kind}: {', '.join(unknown)}. Known: {', '.join(sorted(defaults))}.")
+    resolved = dict(defaults)
+    for key, value in (params or {}).items():
+        resolved[key] = _coerce(key, value, defaults[key])
+    for key, (low, high) in _BOUNDS.items():
+        if key in resolved and not (low <= resolved[key] <= high):
+            raise ParamsInvalid(f"{key}={resolved[key]} is outside [{low}, {high}].")
+    if kind == "dpo" and resolved["loss_type"] not in {"sigmoid", "ipo", "hinge", "robust"}:
+        raise ParamsInvalid("loss_type must be one of sigmoid, ipo, hinge, robust.")
+    return resolved
+
+
+def params_for_stages(*, stages: list[str], params: dict | None) -> dict[str, dict]:
+    """Split one params dict across a pipeline's stages. Accepts either flat keys (applied to every
+    stage that knows them) or per-kind sections: {"reward_model": {...}, "ppo": {...}}."""
+    params = dict(params or {})
+    sections = {kind: params.pop(kind) for kind in list(params) if kind in DEFAULTS}
+    for kind, section in sections.items():
+        if kind not in stages:
+            raise ParamsInvalid(f"params has a {kind!r} section but the pipeline has no {kind} stage.")
+        if not isinstance(section, dict):
+            raise ParamsInvalid(f"params.{kind} must be an object.")
+    known_anywhere = set().union(*(DEFAULTS[kind] for kind in stages))
+    unknown = sorted(set(params) - known_anywhere)
+    if unknown:
+        raise ParamsInvalid(f"Unknown parameter(s): {', '.join(unknown)}.")
+    resolved = {}
+    for kind in stages:
+        flat = {k: v for k, v in params.items() if k in DEFAULTS[kind]}
+        resolved[kind] = params_resolve(kind=kind, params={**flat, **sections.get(kind, {})})
+    return resolved
+
+
+def _on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _training_args(config: dict, output_dir: str) -> dict[str, Any]:
+    """Arguments shared by every TRL config: nothing reported to third parties, nothing pushed,
+    no checkpoints (the runner saves the final model itself), CPU-friendly precision."""
+    cpu = _on_cpu()
+    bf16 = config["bf16"]
+    if bf16 is None:
+        import torch
+
+        bf16 = (not cpu) and torch.cuda.is_bf16_supported()
+    return dict(
+        output_dir=output_dir,
+        learning_rate=config["learning_rate"],
+        num_train_epochs=config["num_train_epochs"],
+        max_steps=config["max_steps"],
+        per_device_train_batch_size=config["per_device_train_batch_size"],
+        per_device_eval_batch_size=config["per_device_train_batch_size"],
+        gradient_accumulation_steps=config["gradient_accumulation_steps"],
+        max_grad_norm=config["max_grad_norm"],
+        seed=config["seed"],
+        data_seed=config["seed"],
+        logging_steps=config["logging_steps"],
+        bf16=bool(bf16),
+        fp16=False,
+        # TRL defaults gradient checkpointing on; `activation_checkpointing` is its new name.
+        activation_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        push_to_hub=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=cpu,
+    )
+
+
+def trl_config_build(*, kind: str, config: dict, output_dir: str, has_eval: bool = False):
+    """The TRL config dataclass for one run. `config` is a resolved params dict."""
+    base = _training_args(config, output_dir)
+    if kind == "reward_model":
+        from trl import RewardConfig
+
+        return RewardConfig(
+            **base,
+            weight_decay=config["weight_decay"],
+            center_rewards_coefficient=config["center_rewards_coefficient"] or None,
+            # The runner truncates on purpose and counts what it cut; TRL's own filter would
+            # silently drop every longer pair instead.
+            max_length=None,
+            eval_strategy="epoch" if has_eval else "no",
+            remove_unused_columns=False,
+        )
+    if kind == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig(
+            **base,
+            beta=config["beta"],
+            loss_type=[config["loss_type"]],
+            max_length=config["max_length"],
+            eval_strategy="epoch" if has_eval else "no",
+        )
+    if kind == "ppo":
+        from trl.experimental.ppo import PPOConfig
+
+        return PPOConfig(
+            **base,
+            cliprange=config["cliprange"],
+            cliprange_value=config["cliprange_value"],
+            kl_coef=config["kl_coef"],
+            num_ppo_epochs=config["num_ppo_epochs"],
+            num_mini_batches=config["num_mini_batches"],
+            vf_coef=config["vf_coef"],
+            gamma=config["gamma"],
+            lam=config["lam"],
+            temperature=config["temperature"],
+            response_length=config["response_length"],
+            total_episodes=config["total_episodes"] or None,
+            missing_eos_penalty=config["missing_eos_penalty"] or None,
+            whiten_rewards=config["whiten_rewards"],
+            stop_token="eos",
+            num_sample_generations=0,
+            local_rollout_forward_batch_size=config["per_device_train_batch_size"],
+        )
+    if kind in {"grpo", "rloo"}:
+        if kind == "grpo":
+            from trl import GRPOConfig as Config
+        else:
+            from trl import RLOOConfig as Config
+        extra = {"epsilon": config["epsilon"]}
+        return Config(
+            **base,
+            beta=config["beta"],
+            num_generations=config["num_generations"],
+            max_completion_length=config["max_completion_length"],
+            temperature=config["temperature"],
+            log_completions=False,
+            **extra,
+        )
+    raise ParamsInvalid(f"Unknown training kind {kind!r}.")
+
+
+def lora_config_build(*, config: dict, task_type: str = "CAUSAL_LM"):
+    """A peft LoraConfig when the run asked for LoRA, else None."""
+    if not config.get("lora"):
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config["lora_r"],
+        lora_alpha=config["lora_alpha"],
+        lora_dropout=config["lora_dropout"],
+        target_modules="all-linear",
+        task_type=task_type,
+    )

@@ -1,0 +1,148 @@
+"""Reward model: TRL RewardTrainer on the export's train split, a one-label sequence classifier
+(Bradley-Terry loss, minus the pair's margin when the export has one), early stop on held-out
+accuracy, then scored on the held-out split with training.evaluation.reward_model_report."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, set_seed
+
+from training.configs import lora_config_build, trl_config_build
+from training.evaluation import reward_model_report
+from training.runners.common import (
+    ProgressCallback,
+    RunContext,
+    RunResult,
+    Stopwatch,
+    completion_text,
+    device_summary,
+    encode_pair_truncated,
+    gpu_peak_memory_gb,
+    load_tokenizer,
+    model_card_write,
+    preference_rows,
+    prompt_text,
+    quiet_libraries,
+    save_model,
+    stop_reason,
+    trainer_dir,
+    trainer_quiet,
+)
+
+
+def load_reward_model(path: str):
+    """A one-label sequence classifier from any checkpoint: a reward model, a causal LM or a bare
+    encoder such as MiniLM (the missing score head is initialised, which is what we want)."""
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+    with suppress_seqcls_warning():
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+
+
+def tokenize_preferences(rows: list[dict], tokenizer, *, max_length: int, use_margin: bool) -> tuple[Dataset, int]:
+    """chosen_ids/rejected_ids (+ margin) per row, cut to max_length; returns (dataset, rows cut)."""
+    columns: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
+    with_margin = use_margin and rows and all(isinstance(r.get("margin"), (int, float)) for r in rows)
+    if with_margin:
+        columns["margin"] = []
+    cut = 0
+    for row in rows:
+        prompt = prompt_text(tokenizer, row.get("prompt", ""))
+        chosen, c_cut = encode_pair_truncated(tokenizer, prompt, completion_text(row["chosen"]), max_length)
+        rejected, r_cut = encode_pair_truncated(tokenizer, prompt, completion_text(row["rejected"]), max_length)
+        cut += c_cut or r_cut
+        columns["chosen_ids"].append(chosen)
+        columns["rejected_ids"].append(rejected)
+        if with_margin:
+            columns["margin"].append(float(row["margin"]))
+    return Dataset.from_dict(columns), cut
+
+
+@torch.no_grad()
+def score_sequences(model, tokenizer, sequences: list[list[int]], *, batch_size: int = 16) -> list[float]:
+    model.eval()
+    device = next(model.parameters()).device
+    scores: list[float] = []
+    pad = tokenizer.pad_token_id
+    for i in range(0, len(sequences), batch_size):
+        chunk = sequences[i : i + batch_size]
+        width = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for j, seq in enumerate(chunk):
+            ids[j, : len(seq)] = torch.tensor(seq)
+            mask[j, : len(seq)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        scores.extend(logits.squeeze(-1).float().cpu().tolist())
+    return scores
+
+
+def run(ctx: RunContext) -> RunResult:
+    from trl import RewardTrainer
+
+    quiet_libraries()
+    cfg = ctx.config
+    set_seed(cfg["seed"])
+    train_rows, test_rows = preference_rows(ctx)
+    tokenizer = load_tokenizer(ctx.base_model, padding_side="right")
+    train_ds, train_cut = tokenize_preferences(train_rows, tokenizer, max_length=cfg["max_length"], use_margin=cfg["use_margin"])
+    test_ds, test_cut = tokenize_preferences(test_rows, tokenizer, max_length=cfg["max_length"], use_margin=cfg["use_margin"]) if test_rows else (None, 0)
+
+    model = load_reward_model(ctx.base_model)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    args = trl_config_build(kind="reward_model", config=cfg, output_dir=trainer_dir(ctx), has_eval=test_ds is not None)
+    callback = ProgressCallback(report=ctx.report, should_stop=ctx.should_stop, early_stopping_patience=cfg["early_stopping_patience"])
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=test_ds,
+        processing_class=tokenizer,
+        callbacks=[callback],
+        peft_config=lora_config_build(config=cfg, task_type="SEQ_CLS"),
+    )
+    trainer_quiet(trainer)
+    clock = Stopwatch()
+    output = trainer.train()
+    train_seconds = clock.seconds()
+
+    final = {
+        "train_loss": output.training_loss,
+        "train_seconds": round(train_seconds, 3),
+        "steps": trainer.state.global_step,
+        "n_train": len(train_rows),
+        "n_test": len(test_rows),
+        "rows_truncated": train_cut + test_cut,
+        "max_length": cfg["max_length"],
+        "train_tokens": trainer._total_train_tokens,
+        "tokens_per_second": round(trainer._total_train_tokens / train_seconds, 1) if train_seconds > 0 else None,
+        "gpu_peak_memory_gb": gpu_peak_memory_gb(),
+        **device_summary(),
+    }
+    notes = []
+    if train_cut + test_cut:
+        notes.append(f"{train_cut + test_cut} pair(s) were longer than {cfg['max_length']} tokens and were truncated (prompt start first), not dropped.")
+
+    if test_rows:
+        scored_model = trainer.model
+        rc = score_sequences(scored_model, tokenizer, test_ds["chosen_ids"])
+        rr = score_sequences(scored_model, tokenizer, test_ds["rejected_ids"])
+        margins = [float(r["margin"]) for r in test_rows] if all(isinstance(r.get("margin"), (int, float)) for r in test_rows) else None
+        votes = [r["votes"] for r in test_rows] if all(isinstance(r.get("votes"), list) for r in test_rows) else None
+        disjoint = [bool(r["rater_disjoint"]) for r in test_rows] if all("rater_disjoint" in r for r in test_rows) else None
+        evaluation = reward_model_report(rewards_chosen=rc, rewards_rejected=rr, margins=margins, votes=votes, rater_disjoint=disjoint)
+        final.update({f"heldout_{k}": v for k, v in evaluation.items()})
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(ctx.output_dir / "heldout_scores.jsonl", "w", encoding="utf-8") as fh:
+            for row, a, b in zip(test_rows, rc, rr):
+                fh.write(json.dumps({"pair_id": row.get("pair_id"), "reward_chosen": a, "reward_rejected": b}) + "\n")
+    else:
+        notes.append("The export has no held-out split: no held-out accuracy was measured.")
+
+    result = RunResult(final_metrics=final, stopped=stop_reason(callback, trainer), notes=notes)
+    save_model(trainer.model, tokenizer, ctx.output_dir)
+    model_card_write(ctx, result)
+    return result

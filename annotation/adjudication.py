@@ -1,0 +1,195 @@
+"""Settling disagreements: the disputed pairs of a batch, everything the raters said about one
+pair side by side, and the adjudicator's final decision.
+
+Adjudications are separate rows (the raw judgments stay untouched); the newest one per pair is
+the one exports use."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from . import agreement as engine
+from .audit import audit_record
+from .errors import DomainError, Forbidden, NotFound
+from .models import Adjudication, Batch, Judgment, Pair, Preference, Role
+
+PREFERENCE_SYMBOLS = {-2: "A>>B", -1: "A>B", 0: "=", 1: "B>A", 2: "B>>A"}
+_SYMBOL_TO_PREFERENCE = {v: k for k, v in PREFERENCE_SYMBOLS.items()}
+DISPUTE_STATUSES = ("all", "open", "adjudicated")
+
+
+def preference_parse(value) -> int:
+    """'A>>B' | 'A>B' | '=' | 'B>A' | 'B>>A', or an integer -2..2 (also as a string)."""
+    if isinstance(value, bool):
+        value = None  # True/False are ints in Python; never a preference
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "").upper()
+        if text in _SYMBOL_TO_PREFERENCE:
+            return _SYMBOL_TO_PREFERENCE[text]
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+    if isinstance(value, int) and -2 <= value <= 2:
+        return value
+    raise DomainError(
+        "preference must be one of 'A>>B', 'A>B', '=', 'B>A', 'B>>A' or an integer from -2 (A much better) to 2 (B much better)."
+    )
+
+
+def user_can_adjudicate(user) -> bool:
+    profile = getattr(user, "profile", None)
+    if not user or not user.is_authenticated or profile is None or not profile.is_active:
+        return False
+    return profile.role == Role.ADMIN or profile.can_adjudicate
+
+
+def _preference_view(value: int | None) -> dict | None:
+    if value is None:
+        return None
+    return {"value": value, "symbol": PREFERENCE_SYMBOLS[value], "label": Preference(value).label}
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def batch_disputes_list(*, batch: Batch, status: str = "all", limit: int = 50, offset: int = 0) -> dict:
+    """Pairs whose raters disagree on the direction, most disputed first (raters on opposite
+    sides, then the share outside the largest camp, then the spread on the five-point scale)."""
+    if status not in DISPUTE_STATUSES:
+        raise DomainError(f"Unknown status {status!r}: use one of {', '.join(DISPUTE_STATUSES)}.")
+    rows = list(Judgment.objects.filter(batch=batch, is_current=True).values_list("pair_id", "preference"))
+    pair_ids = [r[0] for r in rows]
+    found = engine.disputed_items(pair_ids, [r[1] for r in rows]) if rows else {"item": []}
+    latest = _latest_adjudications(batch=batch)
+    order = [int(p) for p in found["item"]]
+    keep = [i for i, pid in enumerate(order) if status == "all" or ((pid in latest) == (status == "adjudicated"))]
+    page = keep[offset: offset + limit]
+    pairs = {p.pk: p for p in Pair.objects.filter(pk__in=[order[i] for i in page]).select_related("prompt")}
+    results = []
+    for i in page:
+        pid = order[i]
+        pair = pairs[pid]
+        decision = latest.get(pid)
+        results.append({
+            "pair": pid,
+            "external_id": pair.external_id,
+            "prompt_excerpt": pair.prompt.text[:200],
+            "n": int(found["n"][i]),
+            "counts": dict(zip(map(str, engine.LEVEL_SCALES["five"]), map(int, found["counts"][i]))),
+            "opposite_sides": bool(found["opposite"][i]),
+            "disagreement": float(found["disagreement"][i]),
+            "spread": int(found["spread"][i]),
+            "is_calibration": pair.gold_preference is not None,
+            "adjudication": None if decision is None else _preference_view(decision),
+        })
+    return {"count": len(keep), "limit": limit, "offset": offset, "status": status, "results": results}
+
+
+def _latest_adjudications(*, batch: Batch) -> dict[int, int]:
+    """pair id -> preference of the newest adjudication (newest by time, then id)."""
+    latest: dict[int, int] = {}
+    for pair_id, pref in (
+        Adjudication.objects.filter(pair__batch=batch).order_by("pair_id", "-created_at", "-id").values_list("pair_id", "preference")
+    ):
+        latest.setdefault(pair_id, pref)
+    return latest
+
+
+def pair_get(*, pair_id: int) -> Pair:
+    try:
+        return Pair.objects.select_related("batch", "prompt", "completion_a", "completion_b").get(pk=pair_id)
+    except Pair.DoesNotExist:
+        raise NotFound(f"Pair {pair_id} does not exist.")
+
+
+def adjudication_detail(*, pair: Pair) -> dict:
+    """Everything the raters said about a pair, side by side, in canonical A/B terms (what each
+    rater saw on the left is given too), with the adjudication history, newest first."""
+    judgments = (
+        Judgment.objects.filter(pair=pair, is_current=True).select_related("rater").order_by("rater__username")
+    )
+    raters = []
+    for j in judgments:
+        raters.append({
+            "rater": j.rater.username,
+            "judgment": j.pk,
+            "revision": j.revision,
+            "preference": _preference_view(j.preference),
+            "criteria": {key: _preference_view(v) if isinstance(v, int) and -2 <= v <= 2 else v for key, v in (j.criteria or {}).items()},
+            "flags": {"a": list((j.flags or {}).get("a", [])), "b": list((j.flags or {}).get("b", []))},
+            "a_unsafe": j.a_unsafe,
+            "b_unsafe": j.b_unsafe,
+            "both_unacceptable": j.both_unacceptable,
+            "harm_severity": j.harm_severity,
+            "error_spans": j.error_spans,
+            "rationale": j.rationale,
+            "shown_left": "A" if j.a_shown_first else "B",
+            "time_spent_ms": j.time_spent_ms,
+            "submitted_at": j.created_at,
+        })
+    prefs = [r["preference"]["value"] for r in raters]
+    history = [
+        {
+            "id": adj.pk,
+            "decided_by": adj.decided_by.username,
+            "preference": _preference_view(adj.preference),
+            "a_unsafe": adj.a_unsafe,
+            "b_unsafe": adj.b_unsafe,
+            "note": adj.note,
+            "created_at": adj.created_at,
+        }
+        for adj in pair.adjudications.select_related("decided_by").order_by("-created_at", "-id")
+    ]
+    return {
+        "pair": pair.pk,
+        "batch": {"id": pair.batch_id, "name": pair.batch.name, "state": pair.batch.state},
+        "external_id": pair.external_id,
+        "prompt": pair.prompt.text,
+        "a": {"text": pair.completion_a.text, "model": pair.completion_a.model_name},
+        "b": {"text": pair.completion_b.text, "model": pair.completion_b.model_name},
+        "gold": _preference_view(pair.gold_preference),
+        "rubric": pair.batch.rubric,
+        "judgments": raters,
+        "summary": {
+            "n": len(prefs),
+            "counts": {str(v): prefs.count(v) for v in engine.LEVEL_SCALES["five"]},
+            "a_unsafe": sum(r["a_unsafe"] for r in raters),
+            "b_unsafe": sum(r["b_unsafe"] for r in raters),
+            "disputed": len({(p > 0) - (p < 0) for p in prefs}) > 1,
+        },
+        "adjudication": history[0] if history else None,
+        "history": history,
+        "preference_choices": [_preference_view(v) for v in engine.LEVEL_SCALES["five"]],
+    }
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def adjudication_record(
+    *,
+    pair: Pair,
+    decided_by,
+    preference: int | str,
+    note: str,
+    a_unsafe: bool = False,
+    b_unsafe: bool = False,
+) -> Adjudication:
+    """Record the final decision on a pair. Raw judgments are not touched; a later adjudication
+    supersedes this one (newest wins), and every one is audited."""
+    if not user_can_adjudicate(decided_by):
+        raise Forbidden("Adjudication needs the admin role or a senior physician's adjudication right.")
+    value = preference_parse(preference)
+    note = (note or "").strip()
+    if not note:
+        raise DomainError("A note is required: say why this is the final decision.")
+    with transaction.atomic():
+        adjudication = Adjudication.objects.create(
+            pair=pair, decided_by=decided_by, preference=value, note=note, a_unsafe=bool(a_unsafe), b_unsafe=bool(b_unsafe),
+        )
+        audit_record(
+            actor=decided_by, action="adjudication.recorded", obj=adjudication, batch=pair.batch_id,
+            data={"pair": pair.pk, "preference": value, "a_unsafe": bool(a_unsafe), "b_unsafe": bool(b_unsafe), "note": note},
+        )
+    return adjudication

@@ -1,0 +1,359 @@
+"""Agreement reports for batches: load a batch's current judgments into arrays, run the pure
+engine (annotation.agreement), add what the dashboard shows (Landis-Koch wording, preference
+distribution, per-criterion agreement, most-disputed pairs), and cache the result in
+AgreementReport until the batch's judgments or adjudications change.
+
+Selectors for the dashboard and the API:
+- agreement_report_for_batch(batch=, level=) -> dict   the cached report (+ the live gate)
+- agreement_heatmap(report=) -> dict                    raters x raters kappa matrix
+- agreement_table_csv(report=, table=) -> str           CSV of a report table
+- agreement_trend() -> list[dict]                       headline figures per batch over time
+- agreement_summary(batch=) -> dict                     headline figures (used by exports)
+- batch_agreement_gate(batch=) -> (passed, reasons)     the training gate
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Count, IntegerField, Max, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from . import agreement as engine
+from .errors import DomainError
+from .models import Adjudication, AgreementReport, Batch, BatchState, Judgment, Pair
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEVEL = "three"
+# Bump when the report's content or the engine's figures change, so cached reports are rebuilt.
+REPORT_VERSION = "1"
+DISPUTED_IN_REPORT = 25
+TABLES = ("pairwise", "per_rater", "disputed", "criteria")
+# The default metric of each granularity: the five-point scale is ordinal (weighted kappas,
+# ordinal alpha); three classes and binary are read as categories.
+LEVEL_METRIC = {"five": "ordinal", "three": "nominal", "binary": "nominal"}
+
+
+def bootstrap_resamples() -> int:
+    return int(getattr(settings, "AGREEMENT_BOOTSTRAP_RESAMPLES", 1000))
+
+
+def level_validate(level: str | None) -> str:
+    level = level or DEFAULT_LEVEL
+    if level not in engine.LEVELS:
+        raise DomainError(f"Unknown level {level!r}: use one of {', '.join(engine.LEVELS)}.")
+    return level
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchJudgments:
+    """A batch's current judgments as parallel arrays (one row per judgment)."""
+
+    pair: np.ndarray
+    rater: np.ndarray
+    preference: np.ndarray
+    a_shown_first: np.ndarray
+    time_ms: np.ndarray  # float, NaN when unknown
+    criteria: dict[str, np.ndarray]  # criterion key -> float preference (NaN when not rated)
+    usernames: dict[int, str]
+    gold: dict[int, int]  # pair id -> gold preference, calibration pairs only
+
+
+def batch_judgments_load(*, batch: Batch) -> BatchJudgments:
+    """One values_list query for the judgments (criteria extracted and cast by the database, so
+    no JSON is parsed in Python), plus two small ones for usernames and gold labels."""
+    keys = [c["key"] for c in (batch.rubric or []) if isinstance(c, dict) and c.get("key")]
+    annotations = {f"crit_{i}": Cast(KeyTextTransform(key, "criteria"), IntegerField()) for i, key in enumerate(keys)}
+    rows = list(
+        Judgment.objects.filter(batch=batch, is_current=True)
+        .annotate(**annotations)
+        .values_list("pair_id", "rater_id", "preference", "a_shown_first", "time_spent_ms", *annotations)
+    )
+    # float, so that NULL (no time, criterion not rated) becomes NaN in one conversion.
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5 + len(keys))
+    rater = table[:, 1].astype(np.int64)
+    users = get_user_model().objects.filter(pk__in=np.unique(rater).tolist()).values_list("pk", "username")
+    gold = dict(Pair.objects.filter(batch=batch, gold_preference__isnull=False).values_list("pk", "gold_preference"))
+    return BatchJudgments(
+        pair=table[:, 0].astype(np.int64),
+        rater=rater,
+        preference=table[:, 2].astype(np.int64),
+        a_shown_first=table[:, 3].astype(bool),
+        time_ms=table[:, 4],
+        criteria={key: table[:, 5 + i] for i, key in enumerate(keys)},
+        usernames=dict(users),
+        gold=gold,
+    )
+
+
+def ratings_for_level(data: BatchJudgments, *, level: str) -> engine.Ratings:
+    values, keep = engine.preference_at_level(data.preference, level)
+    scale = engine.LEVEL_SCALES[level]
+    gold = None
+    if data.gold:
+        gold_items = np.fromiter(data.gold.keys(), dtype=np.int64)
+        gold_values, gold_keep = engine.preference_at_level(np.fromiter(data.gold.values(), dtype=np.int64), level)
+        gold = dict(zip(gold_items[gold_keep].tolist(), gold_values[gold_keep].tolist()))
+    return engine.ratings_build(
+        item=data.pair[keep],
+        rater=data.rater[keep],
+        label=values[keep],
+        categories=scale,
+        gold=gold,
+        picked_first=engine.picked_first_from_preference(data.preference, data.a_shown_first)[keep],
+        time_ms=data.time_ms[keep],
+        tie_value=0,
+    )
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def agreement_report_build(
+    *, batch: Batch, level: str = DEFAULT_LEVEL, metric: str | None = None, bootstrap: int | None = None, seed: int = 0
+) -> dict:
+    """Compute a batch's report now (no cache). Rater ids are usernames. The metric defaults to
+    the level's (ordinal for the five-point scale, nominal otherwise)."""
+    level = level_validate(level)
+    metric = metric or LEVEL_METRIC[level]
+    if metric not in engine.METRICS:
+        raise DomainError(f"Unknown metric {metric!r}: use one of {', '.join(engine.METRICS)}.")
+    bootstrap = bootstrap_resamples() if bootstrap is None else bootstrap
+    started = time.perf_counter()
+    data = batch_judgments_load(batch=batch)
+    loaded = time.perf_counter()
+    ratings = ratings_for_level(data, level=level)
+    report = engine.agreement_report(ratings, metric=metric, level=level, bootstrap=bootstrap, seed=seed)
+    _name_raters(report, data.usernames)
+    report["batch"] = {"id": batch.pk, "name": batch.name, "state": batch.state}
+    report["category_names"] = dict(zip(map(str, engine.LEVEL_SCALES[level]), engine.LEVEL_CATEGORY_NAMES[level]))
+    report["preference_distribution"] = _preference_distribution(data)
+    report["criteria"] = _criteria_agreement(batch, data, level=level, metric=metric)
+    report["n_disputed"], report["disputed"] = _disputed(data, limit=DISPUTED_IN_REPORT)
+    if data.gold:
+        report["notes"].append(
+            f"{len(data.gold)} calibration (gold) pair(s) are included; every rater sees them, so they weigh on pairwise overlap."
+        )
+    report["timing_s"] = {"load": round(loaded - started, 3), "compute": round(time.perf_counter() - loaded, 3)}
+    return report
+
+
+def _name_raters(report: dict, usernames: dict[int, str]) -> None:
+    for pair in report["cohen_kappa"]:
+        pair["rater_a"] = usernames.get(pair["rater_a"], str(pair["rater_a"]))
+        pair["rater_b"] = usernames.get(pair["rater_b"], str(pair["rater_b"]))
+    for row in report["per_rater"]:
+        row["rater_user_id"] = row["rater"]
+        row["rater"] = usernames.get(row["rater"], str(row["rater"]))
+
+
+def _preference_distribution(data: BatchJudgments) -> dict:
+    counts = np.bincount(data.preference + 2, minlength=5) if len(data.preference) else np.zeros(5, dtype=int)
+    total = int(counts.sum())
+    return {
+        "counts": {str(v): int(c) for v, c in zip(engine.LEVEL_SCALES["five"], counts)},
+        "shares": {str(v): (float(c) / total if total else None) for v, c in zip(engine.LEVEL_SCALES["five"], counts)},
+        "labels": dict(zip(map(str, engine.LEVEL_SCALES["five"]), engine.LEVEL_CATEGORY_NAMES["five"])),
+        "n": total,
+    }
+
+
+def _criteria_agreement(batch: Batch, data: BatchJudgments, *, level: str, metric: str) -> list[dict]:
+    labels = {c["key"]: c.get("label", c["key"]) for c in (batch.rubric or []) if isinstance(c, dict) and c.get("key")}
+    out = []
+    for key, raw in data.criteria.items():
+        rated = np.isfinite(raw) & (np.abs(np.nan_to_num(raw, nan=9)) <= 2)
+        values, keep = engine.preference_at_level(raw[rated].astype(np.int64), level)
+        ratings = engine.ratings_build(
+            item=data.pair[rated][keep], rater=data.rater[rated][keep], label=values[keep],
+            categories=engine.LEVEL_SCALES[level],
+        )
+        head = engine.agreement_headline(ratings, metric=metric)
+        out.append({
+            "key": key,
+            "label": labels.get(key, key),
+            "n_judgments": int(len(ratings.item)),
+            "n_items_multiply_rated": head["n_items_multiply_rated"],
+            "percent_agreement": head["percent_agreement"],
+            "fleiss_kappa": head["fleiss_kappa"],
+            "krippendorff_alpha": head["krippendorff_alpha"],
+            "interpretation": engine.landis_koch(head["krippendorff_alpha"]),
+            "notes": head["notes"],
+        })
+    return out
+
+
+def _disputed(data: BatchJudgments, *, limit: int) -> tuple[int, list[dict]]:
+    """(how many pairs are disputed, the `limit` most disputed)."""
+    found = engine.disputed_items(data.pair, data.preference)
+    top = found["item"][:limit].tolist()
+    pairs = dict(Pair.objects.filter(pk__in=top).values_list("pk", "external_id"))
+    adjudicated = set(Adjudication.objects.filter(pair_id__in=top).values_list("pair_id", flat=True))
+    return len(found["item"]), [
+        {
+            "pair": pid,
+            "external_id": pairs.get(pid, ""),
+            "n": int(found["n"][i]),
+            "counts": dict(zip(map(str, engine.LEVEL_SCALES["five"]), map(int, found["counts"][i]))),
+            "opposite_sides": bool(found["opposite"][i]),
+            "disagreement": float(found["disagreement"][i]),
+            "spread": int(found["spread"][i]),
+            "adjudicated": pid in adjudicated,
+        }
+        for i, pid in enumerate(top)
+    ]
+
+
+# --- caching ------------------------------------------------------------------------------------
+
+
+def batch_agreement_fingerprint(*, batch: Batch) -> str:
+    """Changes whenever a judgment or adjudication of the batch is written. Judgments are never
+    updated in place (a correction is a new row), so count and max id over all revisions catch
+    every change; gold labels are covered by count, sum and max id of calibration pairs."""
+    j = Judgment.objects.filter(batch=batch).aggregate(n=Count("id"), top=Max("id"))
+    a = Adjudication.objects.filter(pair__batch=batch).aggregate(n=Count("id"), top=Max("id"))
+    g = Pair.objects.filter(batch=batch, gold_preference__isnull=False).aggregate(n=Count("id"), s=Sum("gold_preference"), top=Max("id"))
+    raw = json.dumps([REPORT_VERSION, bootstrap_resamples(), j, a, g], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> dict:
+    """The batch's report at a granularity, computed once per change of its judgments and served
+    from AgreementReport otherwise. The training gate is added fresh (thresholds can change
+    without the judgments changing)."""
+    level = level_validate(level)
+    fingerprint = batch_agreement_fingerprint(batch=batch)
+    cached = AgreementReport.objects.filter(batch=batch, level=level, fingerprint=fingerprint).values_list("payload", flat=True).first()
+    if cached is None:
+        cached = agreement_report_build(batch=batch, level=level)
+        cached["fingerprint"] = fingerprint
+        try:
+            with transaction.atomic():
+                AgreementReport.objects.create(batch=batch, level=level, fingerprint=fingerprint, payload=cached)
+        except IntegrityError:
+            pass  # a concurrent request stored the same report first
+        AgreementReport.objects.filter(batch=batch, level=level).exclude(fingerprint=fingerprint).delete()
+        logger.info("agreement.report_computed", extra={"batch_id": batch.pk, "level": level, "timing": cached["timing_s"]})
+    report = dict(cached)
+    if level == DEFAULT_LEVEL:
+        passed, reasons = gate_from_report(report, min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa)
+        report["gate"] = {"passed": passed, "reasons": reasons, "min_alpha": batch.min_alpha, "min_rater_kappa": batch.min_rater_kappa}
+    return report
+
+
+# --- the training gate --------------------------------------------------------------------------
+
+
+def gate_from_report(report: dict, *, min_alpha: float, min_rater_kappa: float) -> tuple[bool, list[str]]:
+    reasons = []
+    alpha = report.get("krippendorff_alpha")
+    if alpha is None:
+        why = "; ".join(report.get("notes") or []) or "too little overlap between raters"
+        reasons.append(f"Krippendorff's alpha is undefined ({why}), so agreement cannot be confirmed.")
+    elif alpha < min_alpha:
+        reasons.append(f"Krippendorff's alpha {alpha:.3f} is below the batch threshold {min_alpha:.2f}.")
+    for row in report.get("per_rater") or []:
+        kappa = row.get("kappa_vs_consensus")
+        if kappa is not None and kappa < min_rater_kappa:
+            reasons.append(
+                f"Rater {row['rater']}: kappa against the consensus of the other raters is {kappa:.3f} "
+                f"(on {row['n_consensus']} pairs), below the threshold {min_rater_kappa:.2f}."
+            )
+    return not reasons, reasons
+
+
+def batch_agreement_gate(*, batch: Batch) -> tuple[bool, list[str]]:
+    """Whether the batch's agreement (three classes, Krippendorff's alpha and each rater's kappa
+    against the consensus of the others) clears Batch.min_alpha and Batch.min_rater_kappa."""
+    report = agreement_report_for_batch(batch=batch, level=DEFAULT_LEVEL)
+    return report["gate"]["passed"], report["gate"]["reasons"]
+
+
+# --- derived views for the dashboard ----------------------------------------------------------------
+
+
+HEADLINE_KEYS = (
+    "n_judgments", "n_items", "n_raters", "percent_agreement", "fleiss_kappa", "fleiss_kappa_ci",
+    "krippendorff_alpha", "krippendorff_alpha_ci", "mean_cohen_kappa", "interpretation",
+)
+
+
+def agreement_summary(*, batch: Batch) -> dict:
+    """Headline figures of the batch's default report (what an export manifest records)."""
+    report = agreement_report_for_batch(batch=batch)
+    return {"available": True, "level": report["level"], "fingerprint": report.get("fingerprint"),
+            **{k: report[k] for k in HEADLINE_KEYS}, "gate": report.get("gate"), "notes": report["notes"]}
+
+
+def agreement_heatmap(*, report: dict) -> dict:
+    """Raters x raters matrix of pairwise kappa (None where two raters share no item)."""
+    raters = [row["rater"] for row in report["per_rater"]]
+    index = {name: i for i, name in enumerate(raters)}
+    kappa = [[None] * len(raters) for _ in raters]
+    overlap = [[0] * len(raters) for _ in raters]
+    for pair in report["cohen_kappa"]:
+        a, b = index[pair["rater_a"]], index[pair["rater_b"]]
+        kappa[a][b] = kappa[b][a] = pair["kappa"]
+        overlap[a][b] = overlap[b][a] = pair["n"]
+    return {"raters": raters, "kappa": kappa, "n": overlap}
+
+
+def agreement_table_csv(*, report: dict, table: str) -> str:
+    """One table of a report as CSV; nested values (intervals, label counts) are flattened."""
+    if table not in TABLES:
+        raise DomainError(f"Unknown table {table!r}: use one of {', '.join(TABLES)}.")
+    rows = {"pairwise": report["cohen_kappa"], "per_rater": report["per_rater"], "disputed": report["disputed"],
+            "criteria": report["criteria"]}[table]
+    flat = [_flatten(row) for row in rows]
+    columns = list(dict.fromkeys(k for row in flat for k in row)) or ["empty"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(flat)
+    return out.getvalue()
+
+
+def _flatten(row: dict) -> dict:
+    flat = {}
+    for key, value in row.items():
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value) and key.endswith("_ci"):
+            flat[f"{key}_low"], flat[f"{key}_high"] = value
+        elif isinstance(value, dict):
+            flat.update({f"{key}_{k}": v for k, v in value.items()})
+        elif isinstance(value, list):
+            flat[key] = "; ".join(map(str, value))
+        else:
+            flat[key] = "" if value is None else value
+    return flat
+
+
+def agreement_trend(*, batches=None) -> list[dict]:
+    """Headline figures of each batch that has judgments, oldest first: kappa over time."""
+    if batches is None:
+        batches = Batch.objects.exclude(state=BatchState.DRAFT).filter(judgments__is_current=True).distinct()
+    points = []
+    for batch in sorted(batches, key=lambda b: (b.closed_at or b.opened_at or b.created_at, b.pk)):
+        report = agreement_report_for_batch(batch=batch)
+        points.append({
+            "batch": batch.pk, "name": batch.name, "state": batch.state,
+            "opened_at": batch.opened_at, "closed_at": batch.closed_at, "created_at": batch.created_at,
+            **{k: report[k] for k in HEADLINE_KEYS},
+            "gate_passed": report["gate"]["passed"],
+        })
+    return points

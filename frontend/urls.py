@@ -1,1 +1,26 @@
-urlpatterns: list = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import dashboard_views, insight_views, views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),
+         name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.home, name="home"),
+    path("label/<int:batch_id>/", views.label, name="label"),
+    path("workspace/<int:batch_id>/next.json", views.next_pair_json, name="workspace-next"),
+    path("judgments/<int:judgment_id>/", views.judgment_review, name="judgment-review"),
+    path("dashboard/", dashboard_views.batches, name="dashboard"),
+    path("dashboard/batches/<int:batch_id>/", dashboard_views.batch_detail, name="dashboard-batch"),
+    path("dashboard/batches/<int:batch_id>/upload/", dashboard_views.batch_upload, name="dashboard-batch-upload"),
+    path("dashboard/batches/<int:batch_id>/open/", dashboard_views.batch_open, name="dashboard-batch-open"),
+    path("dashboard/batches/<int:batch_id>/close/", dashboard_views.batch_close, name="dashboard-batch-close"),
+    path("dashboard/raters/", dashboard_views.raters, name="dashboard-raters"),
+    path("dashboard/raters/<int:user_id>/active/", dashboard_views.rater_active, name="dashboard-rater-active"),
+    path("dashboard/audit/", dashboard_views.audit, name="dashboard-audit"),
+    path("dashboard/batches/<int:batch_id>/agreement/", insight_views.agreement, name="dashboard-agreement"),
+    path("dashboard/exports/", insight_views.exports, name="dashboard-exports"),
+    path("dashboard/training/", insight_views.training_runs, name="dashboard-training"),
+    path("dashboard/training/<int:run_id>/", insight_views.training_run, name="dashboard-training-run"),
+]

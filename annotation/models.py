@@ -103,9 +103,10 @@ class Batch(models.Model):
 
 class Prompt(models.Model):
     text = models.TextField()
-    text_sha256 = models.CharField(max_length=64, db_index=True)
+    text_sha256 = models.CharField(max_length=64)
     external_id = models.CharField(max_length=200, blank=True)
-    specialty = models.ForeignKey(Specialty, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # No index: nothing looks prompts up by specialty, and every index slows bulk import.
+    specialty = models.ForeignKey(Specialty, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -131,8 +132,9 @@ class Preference(models.IntegerChoices):
 class Pair(models.Model):
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="pairs")
-    completion_a = models.ForeignKey(Completion, on_delete=models.PROTECT, related_name="+")
-    completion_b = models.ForeignKey(Completion, on_delete=models.PROTECT, related_name="+")
+    # Completions are reached from pairs, never the other way round: no reverse indexes.
+    completion_a = models.ForeignKey(Completion, on_delete=models.PROTECT, related_name="+", db_index=False)
+    completion_b = models.ForeignKey(Completion, on_delete=models.PROTECT, related_name="+", db_index=False)
     external_id = models.CharField(max_length=200, blank=True)
     # Order-independent fingerprint of (prompt, a, b): a batch never holds the same pair twice.
     fingerprint = models.CharField(max_length=64)

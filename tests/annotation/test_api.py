@@ -177,3 +177,19 @@ def test_rater_management_api(admin_client):
 def test_schema_and_docs_are_served(admin_client):
     assert admin_client.get("/api/schema/").status_code == 200
     assert admin_client.get("/api/docs/").status_code == 200
+
+
+def test_audit_trail_is_append_only_in_postgres(admin_user):
+    from django.db import IntegrityError, InternalError, ProgrammingError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the database-level guard is PostgreSQL's (CI runs on PostgreSQL)")
+    from annotation.audit import audit_record
+
+    event = audit_record(actor=admin_user, action="test.event", obj=admin_user.profile)
+    for attempt in (lambda: AuditEvent.objects.filter(pk=event.pk).update(action="tampered"),
+                    lambda: AuditEvent.objects.filter(pk=event.pk).delete()):
+        with pytest.raises((InternalError, IntegrityError, ProgrammingError), match="append-only"):
+            with transaction.atomic():
+                attempt()
+    assert AuditEvent.objects.get(pk=event.pk).action == "test.event"

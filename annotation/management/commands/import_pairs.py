@@ -1,6 +1,7 @@
 import os
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from tqdm import tqdm
 
 from annotation.errors import DomainError, ImportRejected
@@ -21,21 +22,18 @@ class Command(BaseCommand):
         path = opts["file"]
         if not os.path.isfile(path):
             raise CommandError(f"No such file: {path}")
-        try:
-            batch, created = batch_for_import(name=opts["batch"], specialty_name=opts["specialty"],
-                                              raters_per_pair=opts["raters_per_pair"], actor=None)
-        except DomainError as exc:
-            raise CommandError(exc.message)
         size = os.path.getsize(path)
-        with open(path, "rb") as fh, tqdm(total=sum(1 for _ in open(path, "rb")), unit=" lines", desc="validating",
+        with open(path, "rb") as fh, tqdm(total=sum(1 for _ in open(path, "rb")), unit=" lines", desc="importing",
                                           disable=opts["no_progress"] or size < 100_000) as bar:
             try:
-                n = pairs_import(batch=batch, lines=fh, actor=None, progress=bar.update)
+                # One transaction: a rejected file leaves no empty draft batch behind either.
+                with transaction.atomic():
+                    batch, created = batch_for_import(name=opts["batch"], specialty_name=opts["specialty"],
+                                                      raters_per_pair=opts["raters_per_pair"], actor=None)
+                    n = pairs_import(batch=batch, lines=fh, actor=None, progress=bar.update)
             except ImportRejected as exc:
                 for err in exc.errors:
                     self.stderr.write(f"line {err['line']}: {err['message']}")
-                if created:
-                    batch.delete()  # the batch was made for this file; leave no empty draft behind
                 raise CommandError(exc.message)
             except DomainError as exc:
                 raise CommandError(exc.message)

@@ -46,6 +46,8 @@ _COMMON: dict[str, Any] = {
     "lora_dropout": 0.05,
     # None: decided by the host (bf16 only where a GPU supports it).
     "bf16": None,
+    # Train on the export's conversational flavour, rendered with the tokenizer's chat template.
+    "conversational": False,
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -195,17 +197,20 @@ def params_resolve(*, kind: str, params: dict | None) -> dict[str, Any]:
     return resolved
 
 
-def params_for_stages(*, stages: list[str], params: dict | None) -> dict[str, dict]:
+def params_for_stages(*, stages: list[str], params: dict | None, strict: bool = True) -> dict[str, dict]:
     """Split one params dict across a pipeline's stages. Accepts either flat keys (applied to every
-    stage that knows them) or per-kind sections: {"reward_model": {...}, "ppo": {...}}."""
+    stage that knows them) or per-kind sections: {"reward_model": {...}, "ppo": {...}}.
+    strict=False ignores sections for kinds the pipeline lacks (deployment-wide defaults)."""
     params = dict(params or {})
     sections = {kind: params.pop(kind) for kind in list(params) if kind in DEFAULTS}
+    if not strict:
+        sections = {kind: section for kind, section in sections.items() if kind in stages}
     for kind, section in sections.items():
         if kind not in stages:
             raise ParamsInvalid(f"params has a {kind!r} section but the pipeline has no {kind} stage.")
         if not isinstance(section, dict):
             raise ParamsInvalid(f"params.{kind} must be an object.")
-    known_anywhere = set().union(*(DEFAULTS[kind] for kind in stages))
+    known_anywhere = set().union(*(DEFAULTS[kind] for kind in (stages if strict else DEFAULTS)))
     unknown = sorted(set(params) - known_anywhere)
     if unknown:
         raise ParamsInvalid(f"Unknown parameter(s): {', '.join(unknown)}.")

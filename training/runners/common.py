@@ -123,14 +123,12 @@ class ProgressCallback(TrainerCallback):
 # ---------------------------------------------------------------- data
 
 
-def split_file(data_dir: Path, split: str) -> Path | None:
-    """The export's JSONL file for a split ("train"/"test"), e.g. trl-jsonl/train.jsonl.
-    Prefers TRL-formatted files when the snapshot carries several formats."""
-    candidates = sorted(p for p in Path(data_dir).rglob("*.jsonl") if p.stem == split or p.stem.endswith(f"_{split}") or p.stem.endswith(f"-{split}"))
-    if not candidates:
-        return None
-    candidates.sort(key=lambda p: (0 if "trl" in str(p).lower() else 1, len(str(p))))
-    return candidates[0]
+def split_file(data_dir: Path, split: str, *, conversational: bool = False) -> Path | None:
+    """The export's TRL file for a split: "train.jsonl" / "test.jsonl", or the conversational
+    flavour "train.conversational.jsonl" (rendered with the tokenizer's chat template)."""
+    name = f"{split}.conversational.jsonl" if conversational else f"{split}.jsonl"
+    matches = sorted(Path(data_dir).rglob(name), key=lambda p: len(str(p)))
+    return matches[0] if matches else None
 
 
 def read_jsonl(path: Path | None) -> list[dict]:
@@ -140,13 +138,30 @@ def read_jsonl(path: Path | None) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def read_manifest(data_dir: Path) -> dict:
+    path = Path(data_dir) / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
 def preference_rows(ctx: RunContext) -> tuple[list[dict], list[dict]]:
-    train = read_jsonl(split_file(ctx.data_dir, "train"))
-    test = read_jsonl(split_file(ctx.data_dir, "test"))
+    conversational = bool(ctx.config.get("conversational"))
+    train = read_jsonl(split_file(ctx.data_dir, "train", conversational=conversational))
+    test = read_jsonl(split_file(ctx.data_dir, "test", conversational=conversational))
     if not train:
         found = ", ".join(str(p.relative_to(ctx.data_dir)) for p in Path(ctx.data_dir).rglob("*") if p.is_file()) or "nothing"
-        raise ValueError(f"The export snapshot has no train split to learn from (files: {found}).")
+        raise ValueError(f"The export snapshot has no training pairs to learn from (files: {found}).")
     return train, test
+
+
+def votes_oriented(row: dict) -> list[int] | None:
+    """A row's physician votes oriented to its chosen answer (+1 chosen, -1 rejected, 0 tie), from
+    the export's vote_split counts; None when the row does not carry them."""
+    split = row.get("vote_split")
+    if isinstance(row.get("votes"), list):
+        return [int(v) for v in row["votes"]]
+    if not isinstance(split, dict):
+        return None
+    return [1] * int(split.get("chosen", 0)) + [-1] * int(split.get("rejected", 0)) + [0] * int(split.get("tie", 0))
 
 
 def is_conversational(value: Any) -> bool:

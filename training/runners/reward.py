@@ -26,10 +26,12 @@ from training.runners.common import (
     preference_rows,
     prompt_text,
     quiet_libraries,
+    read_manifest,
     save_model,
     stop_reason,
     trainer_dir,
     trainer_quiet,
+    votes_oriented,
 )
 
 
@@ -131,8 +133,11 @@ def run(ctx: RunContext) -> RunResult:
         rc = score_sequences(scored_model, tokenizer, test_ds["chosen_ids"])
         rr = score_sequences(scored_model, tokenizer, test_ds["rejected_ids"])
         margins = [float(r["margin"]) for r in test_rows] if all(isinstance(r.get("margin"), (int, float)) for r in test_rows) else None
-        votes = [r["votes"] for r in test_rows] if all(isinstance(r.get("votes"), list) for r in test_rows) else None
-        disjoint = [bool(r["rater_disjoint"]) for r in test_rows] if all("rater_disjoint" in r for r in test_rows) else None
+        votes = [votes_oriented(r) for r in test_rows]
+        votes = votes if all(v is not None for v in votes) else None
+        # With a rater-disjoint export every held-out pair was judged only by raters who labelled
+        # no training pair: the accuracy on it is the rater-disjoint figure.
+        disjoint = [True] * len(test_rows) if read_manifest(ctx.data_dir).get("filters", {}).get("rater_disjoint_test") else None
         evaluation = reward_model_report(rewards_chosen=rc, rewards_rejected=rr, margins=margins, votes=votes, rater_disjoint=disjoint)
         final.update({f"heldout_{k}": v for k, v in evaluation.items()})
         ctx.output_dir.mkdir(parents=True, exist_ok=True)

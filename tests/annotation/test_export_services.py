@@ -187,3 +187,31 @@ def test_cli_copies_snapshot_files(admin_user, tmp_path):
     snap = ExportSnapshot.objects.get(batch=batch)
     assert sorted(p.name for p in out.iterdir()) == sorted(f["name"] for f in snap.files)
     assert (out / "train.jsonl").read_bytes() == read(snap, "train.jsonl")
+
+
+@pytest.mark.parametrize("policy", ["majority", "unanimous"])
+def test_database_paths_decide_identically(admin_user, policy):
+    """PostgreSQL's summarised and per-vote streams and the portable ORM stream yield the same decisions."""
+    from django.db import connection
+
+    from annotation import exports
+    from annotation.models import Judgment
+
+    batch, pairs, raters = factories.judged_batch(n_pairs=15, seed=12, agreement=0.6)
+    Judgment.objects.filter(pair=pairs[0], rater=raters[0]).update(b_unsafe=True, flags={"a": ["hallucination"]})
+    Judgment.objects.filter(pair=pairs[1], rater=raters[1]).update(flags={"b": ["unsafe_advice"]})
+    Adjudication.objects.create(pair=pairs[2], decided_by=admin_user, preference=0, a_unsafe=True, note="n")
+    params = exports.ExportParams(policy=policy, ties="keep")
+    backends = [("orm", False)] + ([("postgresql", False), ("postgresql", True)] if connection.vendor == "postgresql" else [])
+    results = []
+    for backend, per_vote in backends:
+        with transaction_atomic():
+            stream = export_services._pairs_stream(batch, per_vote=per_vote, veto_flags=params.veto_flags, backend=backend)
+            results.append([(p.pair_id, p.prompt_key, exports.pair_decide(p, params)) for p in stream])
+    assert len(results[0]) == 15 and all(r == results[0] for r in results)
+
+
+def transaction_atomic():
+    from django.db import transaction
+
+    return transaction.atomic()

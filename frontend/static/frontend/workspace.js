@@ -126,6 +126,7 @@
 
   function render(a) {
     current = a;
+    form.dataset.assignmentId = String(a.assignment_id);
     spans = [];
     pendingSpan = null;
     submitting = false;

@@ -1,0 +1,172 @@
+"""The workspace and dashboard in a real browser (Debian's chromium driven by Playwright).
+
+Screenshots land in tests/screenshots/ for a person to look at."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from annotation.assignment import DISPLAY_PREFERENCES
+from annotation.models import Assignment, BatchState, Judgment
+from tests import factories
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+PASSWORD = "correct-horse-9"  # tests.factories.UserFactory
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def login(page, live_server, username: str) -> None:
+    page.goto(live_server.url + "/login/")
+    page.keyboard.type(username)  # the user name field has autofocus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def labeling_batch(physician, n_pairs: int):
+    random.seed(11)  # pair_lease_next draws the display order from the module RNG
+    batch = factories.BatchFactory(name="Chest pain triage", specialty=physician.profile.specialty,
+                                   state=BatchState.OPEN, calibration_rate=0.0, raters_per_pair=2)
+    factories.make_pair(batch, "I have **crushing chest pain** at rest for 20 minutes. What should I do?",
+                        "Call emergency services now and chew 300 mg of aspirin unless you are allergic.\n\n"
+                        "- Do not drive yourself\n- Unlock the door", "Rest for an hour and take 2 g of aspirin; see your GP next week.")
+    factories.make_pairs(batch, n_pairs - 1)
+    return batch
+
+
+def wait_for_new_pair(page, previous: str | None) -> str:
+    page.wait_for_function(
+        "prev => { const f = document.getElementById('judgment-form');"
+        " return !f.hidden && f.dataset.assignmentId && f.dataset.assignmentId !== prev; }", arg=previous)
+    return page.locator("#judgment-form").get_attribute("data-assignment-id")
+
+
+def test_physician_labels_three_pairs_by_keyboard_only(page, live_server, physician):
+    batch = labeling_batch(physician, 3)
+    login(page, live_server, physician.username)
+    page.goto(f"{live_server.url}/label/{batch.pk}/")
+
+    plan = [  # keys pressed -> (display preference, response-1 flags, response-1 unsafe)
+        (["1"], "1>>2"),
+        (["4", "h", "O"], "2>1"),
+        (["x", "v", "2"], "1>2"),
+    ]
+    seen: dict[int, str] = {}
+    previous = None
+    for i, (keys, display) in enumerate(plan):
+        previous = wait_for_new_pair(page, previous)
+        if i == 0:
+            # Tag an error span: select the first 14 characters of Response 1, press t, then 2 (dosing error).
+            page.evaluate("""() => {
+                const node = document.createTreeWalker(document.getElementById('response-1'), NodeFilter.SHOW_TEXT).nextNode();
+                const r = document.createRange(); r.setStart(node, 0); r.setEnd(node, 14);
+                const s = getSelection(); s.removeAllRanges(); s.addRange(r); }""")
+            page.keyboard.press("t")
+            page.keyboard.press("2")
+            page.wait_for_selector("#response-1 mark.err-dosing_error")
+        for key in keys:
+            page.keyboard.press(key)
+        if i == 0:
+            page.screenshot(path=str(SHOTS / "labeling.png"), full_page=True)
+        seen[int(previous)] = display
+        page.keyboard.press("Enter")
+    page.wait_for_selector("#state-done", state="visible")
+    assert "Nothing left" in page.inner_text("#state-done")
+
+    judgments = {j.assignment_id: j for j in Judgment.objects.filter(rater=physician)}
+    assert set(judgments) == set(seen)
+    for assignment_id, display in seen.items():
+        j = judgments[assignment_id]
+        assert j.a_shown_first == Assignment.objects.get(pk=assignment_id).a_shown_first
+        towards_2 = DISPLAY_PREFERENCES[display]
+        assert j.preference == (towards_2 if j.a_shown_first else -towards_2)
+        assert j.time_spent_ms is not None and j.time_spent_ms > 0
+    first, second, third = (judgments[a] for a in seen)
+    slot1 = lambda j: "a" if j.a_shown_first else "b"  # noqa: E731
+    slot2 = lambda j: "b" if j.a_shown_first else "a"  # noqa: E731
+    assert first.error_spans[0]["type"] == "dosing_error" and first.error_spans[0]["response"] == slot1(first)
+    raw = getattr(first.pair, f"completion_{slot1(first)}").text
+    assert first.error_spans[0]["text"] == raw[first.error_spans[0]["start"]:first.error_spans[0]["end"]] == raw[:14]
+    assert second.flags[slot1(second)] == ["hallucination"] and second.flags[slot2(second)] == ["outdated_guidance"]
+    assert getattr(third, f"{slot1(third)}_unsafe") is True and third.harm_severity == "mild"
+
+
+def test_double_submit_and_lost_response_store_one_judgment(page, live_server, physician):
+    batch = labeling_batch(physician, 2)
+    login(page, live_server, physician.username)
+    calls = {"n": 0}
+
+    def lose_first_response(route):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            route.fetch()  # the server stores the judgment...
+            route.abort("connectionreset")  # ...but the answer never reaches the browser
+        else:
+            route.continue_()
+
+    page.route("**/judgment/", lose_first_response)
+    page.goto(f"{live_server.url}/label/{batch.pk}/")
+    first = wait_for_new_pair(page, None)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    wait_for_new_pair(page, first)
+    assert calls["n"] >= 2  # the page resent after the lost answer
+    assert Judgment.objects.filter(assignment_id=int(first)).count() == 1
+    assert len({j.idempotency_key for j in Judgment.objects.filter(rater=physician)}) == 1
+
+
+def test_physician_gets_403_on_the_dashboard(page, live_server, physician):
+    login(page, live_server, physician.username)
+    response = page.goto(live_server.url + "/dashboard/raters/")
+    assert response.status == 403
+
+
+def test_admin_upload_with_bad_line_shows_the_line_number(page, live_server, admin_user, physician):
+    batch = factories.BatchFactory(name="Cardiology wave 2", specialty=physician.profile.specialty)
+    labeling_batch(physician, 3)
+    login(page, live_server, admin_user.username)
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+    page.goto(f"{live_server.url}/dashboard/batches/{batch.pk}/")
+    good = '{"prompt": "Palpitations after coffee?", "response_a": "Usually benign.", "response_b": "Go to A&E."}'
+    page.set_input_files("input[type=file]", files=[{
+        "name": "pairs.jsonl", "mimeType": "application/x-ndjson",
+        "buffer": f'{good}\n{{"prompt": "No responses"}}\n'.encode()}])
+    page.get_by_role("button", name="Upload and validate").click()
+    page.wait_for_selector(".import-errors")
+    text = page.inner_text(".import-errors")
+    assert "Line 2" in text and "response_a" in text
+    assert batch.pairs.count() == 0

@@ -75,7 +75,7 @@ def _agreement_figures(batch: Batch) -> dict:
         from . import agreement_reports  # noqa: PLC0415 - optional, written by another part
     except ImportError:
         return {"available": False, "reason": "annotation.agreement_reports is not installed"}
-    for name in ("agreement_summary", "agreement_report_summary", "agreement_report_get", "agreement_report_compute"):
+    for name in ("agreement_report_for_batch", "agreement_summary", "agreement_report_summary"):
         fn = getattr(agreement_reports, name, None)
         if fn is None:
             continue
@@ -329,11 +329,15 @@ def _save_to_storage(*, local_path: str, name: str) -> str:
     return saved
 
 
-def export_create(*, batch: Batch | int, params: dict | None, created_by, progress: ProgressFn | None = None) -> ExportSnapshot:
+def export_create(
+    *, batch: Batch | int, params: dict | None, created_by, progress: ProgressFn | None = None,
+    include_agreement: bool = True,
+) -> ExportSnapshot:
     """Export a batch's current judgments (and newest adjudication per pair) as a new
     versioned snapshot. Data files are byte-identical for identical params and data; only the
     manifest and card carry the version and the time. `progress(done_pairs, total_pairs)`
-    is called every 10,000 pairs and at the end."""
+    is called every 10,000 pairs and at the end. include_agreement=False skips the agreement
+    report (computed, or served from cache, by annotation.agreement_reports) in the manifest."""
     batch_id = batch.pk if isinstance(batch, Batch) else batch
     batch = Batch.objects.select_related("specialty").filter(pk=batch_id).first()
     if batch is None:
@@ -372,7 +376,8 @@ def export_create(*, batch: Batch | int, params: dict | None, created_by, progre
                 "counts": result.counts,
                 "dropped": result.dropped,
                 "excluded_votes": result.excluded_votes,
-                "agreement": _agreement_figures(batch),
+                "agreement": _agreement_figures(batch) if include_agreement else {"available": False,
+                                                                                   "reason": "not requested"},
                 "code_version": _code_version(),
                 "created_by": {"id": created_by.pk, "username": created_by.get_username()} if created_by else None,
                 "created_at": now.isoformat(),

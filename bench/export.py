@@ -163,7 +163,7 @@ def phase_stream(url: str, batch_id: int) -> dict:
     rss0 = _peak_rss_mb()
     t0 = time.perf_counter()
     snap = export_services.export_create(batch=batch_id, params={"formats": ["trl-jsonl"], "test_fraction": 0.1},
-                                         created_by=None)
+                                         created_by=None, include_agreement=False)
     elapsed = time.perf_counter() - t0
     rows = sum(f["rows"] or 0 for f in snap.files)
     pairs = snap.manifest["counts"]["pairs"]
@@ -239,7 +239,7 @@ def main() -> None:
     naive = _child(["--phase", "naive", "--batch", str(batch_id), "--naive-seconds", str(args.naive_seconds),
                     "--naive-rows", str(args.naive_rows)])
     print(f"PostgreSQL, {args.n:,} judged pairs x {RATERS} judgments, {os.cpu_count()} CPUs")
-    print(f"export_create (streaming, trl-jsonl train+test, sha256, storage save): {stream['rows']:,} rows from "
+    print(f"export_create (streaming, trl-jsonl train+test, sha256, storage save; agreement report off): {stream['rows']:,} rows from "
           f"{stream['pairs']:,} pairs in {stream['seconds']:.1f}s = {stream['rows_per_s']:,.0f} rows/s "
           f"({stream['pairs_per_s']:,.0f} pairs/s); peak RSS {stream['peak_rss_mb']:.0f} MB "
           f"(process baseline {stream['rss_before_mb']:.0f} MB)")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .audit import audit_record
@@ -26,9 +26,11 @@ from .models import (
     AssignmentStatus,
     Batch,
     BatchState,
+    Completion,
     HarmSeverity,
     Judgment,
     Pair,
+    Prompt,
     RationalePolicy,
     Role,
 )
@@ -103,15 +105,6 @@ def _maybe_reclaim(now) -> None:
         leases_reclaim(now=now)
 
 
-def _candidate_pairs(*, batch_ids: list[int], rater, calibration: bool):
-    blocked = Assignment.objects.filter(pair=OuterRef("pk"), rater=rater).exclude(status=AssignmentStatus.EXPIRED)
-    qs = Pair.objects.filter(batch_id__in=batch_ids).exclude(Exists(blocked))
-    if calibration:
-        return qs.filter(gold_preference__isnull=False).order_by("id")
-    # Fullest pairs first, so pairs get completed rather than all half-done.
-    return qs.filter(gold_preference__isnull=True, open_slots__gt=0).order_by("open_slots", "id")
-
-
 def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | None = None) -> Assignment | None:
     """Give `rater` one pair to judge, or None when nothing is left for them.
 
@@ -121,15 +114,15 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
     spread over different pairs and a pair is never leased beyond raters_per_pair."""
     _require_physician(rater)
     now = timezone.now()
-    held = (
-        Assignment.objects.filter(rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=now)
-        .select_related("pair__prompt", "pair__completion_a", "pair__completion_b", "batch")
-    )
+    held = Assignment.objects.filter(rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=now)
     if batch_id is not None:
         held = held.filter(batch_id=batch_id)
-    current = held.first()
-    if current is not None:
-        return current
+    # Cheap existence probe first: the usual caller holds no lease, and the full select with
+    # its joins costs more to build than to run.
+    held_id = held.values_list("id", flat=True).first()
+    if held_id is not None:
+        return Assignment.objects.select_related(
+            "pair__prompt", "pair__completion_a", "pair__completion_b", "batch").get(pk=held_id)
 
     _maybe_reclaim(now)
     batches = Batch.objects.filter(state=BatchState.OPEN, specialty_id=rater.profile.specialty_id)
@@ -150,35 +143,58 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
     return None
 
 
+_CANDIDATE_SQL = """
+SELECT p.id, p.batch_id, pr.text, ca.text, cb.text,
+       EXISTS (SELECT 1 FROM annotation_assignment x
+               WHERE x.pair_id = p.id AND x.rater_id = %(rater)s AND x.status = 'expired') AS had_expired
+FROM annotation_pair p
+JOIN annotation_prompt pr ON pr.id = p.prompt_id
+JOIN annotation_completion ca ON ca.id = p.completion_a_id
+JOIN annotation_completion cb ON cb.id = p.completion_b_id
+WHERE p.batch_id IN ({batches}) AND {kind}
+  AND NOT EXISTS (SELECT 1 FROM annotation_assignment y
+                  WHERE y.pair_id = p.id AND y.rater_id = %(rater)s AND y.status <> 'expired')
+ORDER BY {order}
+LIMIT 1{lock}
+"""
+_REGULAR = ("p.gold_preference IS NULL AND p.open_slots > 0", "p.open_slots, p.id")
+_CALIBRATION = ("p.gold_preference IS NOT NULL", "p.id")
+
+
 def _lease_first_free(*, batch_ids, batches, rater, calibration: bool, now, rng) -> Assignment | None:
-    had_expired = Assignment.objects.filter(pair=OuterRef("pk"), rater=rater, status=AssignmentStatus.EXPIRED)
+    """Lock the first free pair (SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE transactions
+    serialise writers instead) and lease it. Hand-written SQL: this runs on every request of
+    the hot path, and building the equivalent ORM query cost more than running it."""
+    kind, order = _CALIBRATION if calibration else _REGULAR
+    lock = " FOR UPDATE OF p SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = _CANDIDATE_SQL.format(batches=", ".join(str(int(b)) for b in batch_ids), kind=kind, order=order, lock=lock)
     with transaction.atomic():
-        pair = (
-            _candidate_pairs(batch_ids=batch_ids, rater=rater, calibration=calibration)
-            .annotate(rater_had_expired=Exists(had_expired))
-            .select_related("prompt", "completion_a", "completion_b")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if pair is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"rater": rater.pk})
+            row = cursor.fetchone()
+        if row is None:
             return None
-        batch = batches[pair.batch_id]
+        pair_id, pair_batch_id, prompt_text, a_text, b_text, had_expired = row
+        batch = batches[pair_batch_id]
         fields = dict(
             batch=batch, status=AssignmentStatus.LEASED, a_shown_first=rng.random() < 0.5,
             is_calibration=calibration, leased_at=now, expires_at=now + timedelta(seconds=batch.lease_seconds),
             finished_at=None,
         )
-        if pair.rater_had_expired:
-            assignment = Assignment.objects.get(pair=pair, rater=rater)
+        if had_expired:
+            assignment = Assignment.objects.get(pair_id=pair_id, rater=rater)
             for key, value in fields.items():
                 setattr(assignment, key, value)
             assignment.save(update_fields=list(fields))
         else:
-            assignment = Assignment.objects.create(pair=pair, rater=rater, **fields)
+            assignment = Assignment.objects.create(pair_id=pair_id, rater=rater, **fields)
         if not calibration:
-            Pair.objects.filter(pk=pair.pk).update(open_slots=F("open_slots") - 1)
-        assignment.pair = pair
-        return assignment
+            Pair.objects.filter(pk=pair_id).update(open_slots=F("open_slots") - 1)
+    # Read-only stand-ins carrying what the response needs, without another query.
+    prompt = Prompt(text=prompt_text)
+    assignment.pair = Pair(id=pair_id, batch_id=pair_batch_id, prompt=prompt,
+                           completion_a=Completion(text=a_text), completion_b=Completion(text=b_text))
+    return assignment
 
 
 @transaction.atomic
@@ -202,11 +218,7 @@ def assignment_skip(*, assignment_id: int, rater, reason: str) -> Assignment:
 
 def _own_assignment_locked(*, assignment_id: int, rater) -> Assignment:
     try:
-        return (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("batch", "pair__completion_a", "pair__completion_b")
-            .get(pk=assignment_id, rater=rater)
-        )
+        return Assignment.objects.select_for_update(of=("self",)).select_related("batch").get(pk=assignment_id, rater=rater)
     except Assignment.DoesNotExist:
         # Someone else's assignment looks exactly like a missing one: no existence leak.
         raise NotFound(f"Assignment {assignment_id} does not exist or is not yours.")
@@ -265,8 +277,10 @@ def _to_canonical(data: JudgmentInput, *, assignment: Assignment) -> dict:
     if vetoed and data.harm_severity == HarmSeverity.NONE:
         raise DomainError("A response marked unsafe or unacceptable needs a harm severity (mild, moderate or severe).")
 
-    texts = {"a": assignment.pair.completion_a.text, "b": assignment.pair.completion_b.text}
     spans = []
+    if data.error_spans:  # the texts are needed only to check span offsets
+        pair = Pair.objects.select_related("completion_a", "completion_b").get(pk=assignment.pair_id)
+        texts = {"a": pair.completion_a.text, "b": pair.completion_b.text}
     for i, span in enumerate(data.error_spans or [], 1):
         if not isinstance(span, dict):
             raise DomainError(f"error_spans[{i}] must be an object with response, start, end, type.")
@@ -321,10 +335,12 @@ def judgment_submit(*, assignment_id: int, rater, data: JudgmentInput) -> tuple[
 def _judgment_replay(*, rater, key: str, assignment_id: int) -> Judgment | None:
     if not key:
         return None
-    existing = Judgment.objects.filter(rater=rater, idempotency_key=key).select_related("assignment").first()
-    if existing is not None and existing.assignment_id != assignment_id:
+    found = Judgment.objects.filter(rater=rater, idempotency_key=key).values_list("id", "assignment_id").first()
+    if found is None:
+        return None
+    if found[1] != assignment_id:
         raise Conflict("This idempotency_key was already used for another assignment; send a fresh key.")
-    return existing
+    return Judgment.objects.select_related("rater").get(pk=found[0])
 
 
 def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgment:

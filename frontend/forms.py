@@ -42,3 +42,50 @@ class AuditFilterForm(forms.Form):
 
 class RaterActiveForm(forms.Form):
     is_active = forms.BooleanField(required=False)
+
+
+class AdjudicationForm(forms.Form):
+    PREFERENCES = [(-2, "A much better"), (-1, "A better"), (0, "About the same"), (1, "B better"), (2, "B much better")]
+    preference = forms.TypedChoiceField(choices=PREFERENCES, coerce=int, widget=forms.RadioSelect,
+                                        label="Final preference (canonical A / B)")
+    a_unsafe = forms.BooleanField(required=False, label="Response A is unsafe")
+    b_unsafe = forms.BooleanField(required=False, label="Response B is unsafe")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note",
+                           help_text="Why this is the final decision. Kept in the audit trail.")
+
+
+class ExportCreateForm(forms.Form):
+    batch = forms.ModelChoiceField(queryset=None, empty_label=None, help_text="Closed or exported batches.")
+    policy = forms.ChoiceField(required=False, choices=[("", "Default")])
+    ties = forms.ChoiceField(required=False, choices=[("", "Default")])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from annotation.models import Batch, BatchState
+
+        self.fields["batch"].queryset = Batch.objects.filter(state__in=[BatchState.CLOSED, BatchState.EXPORTED])
+        try:
+            from annotation.exports import POLICIES, TIE_MODES
+        except ImportError:  # the export module is built elsewhere; defaults still work
+            POLICIES, TIE_MODES = (), ()
+        self.fields["policy"].choices = [("", "Default")] + [(p, p.replace("_", " ")) for p in POLICIES]
+        self.fields["ties"].choices = [("", "Default")] + [(t, t.replace("_", " ")) for t in TIE_MODES]
+
+    def params(self) -> dict:
+        return {k: self.cleaned_data[k] for k in ("policy", "ties") if self.cleaned_data.get(k)}
+
+
+class RetrainForm(forms.Form):
+    export = forms.ModelChoiceField(queryset=None, empty_label=None, label="Export snapshot")
+    pipeline = forms.ChoiceField(choices=[])
+    base_model = forms.CharField(required=False, max_length=500, label="Base model (optional)",
+                                 help_text="Model id or path; empty uses the configured default (or the demo model).")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from annotation.models import ExportSnapshot
+        from training.configs import PIPELINES
+
+        self.fields["export"].queryset = ExportSnapshot.objects.select_related("batch")
+        self.fields["export"].label_from_instance = lambda s: f"{s.batch.name} · v{s.version}"
+        self.fields["pipeline"].choices = [(p, p) for p in PIPELINES]

@@ -1,33 +1,149 @@
 """Dashboard pages over capabilities built in other modules: agreement reports and
-adjudication, exports, training runs. Filled in once those modules exist; until then each
-page says the capability is not available yet (see integrations.py)."""
+adjudication (annotation.agreement_reports / annotation.adjudication), exports
+(annotation.export_services) and training runs (training.selectors / training.services).
+Each module is looked up through integrations.capability, so a missing one shows a
+'not available yet' page instead of breaking the dashboard."""
 
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
+from annotation import selectors
+from annotation.errors import DomainError
+
+from . import charts
 from .access import admin_required
-from .integrations import available_sections
+from .forms import AdjudicationForm, ExportCreateForm, RetrainForm
+from .integrations import available_sections, capability
+
+
+def _ctx(active: str, **extra) -> dict:
+    return {"active": active, "sections": available_sections(), **extra}
 
 
 def _not_available(request, title: str, active: str):
-    return render(request, "frontend/dashboard/not_available.html",
-                  {"active": active, "sections": available_sections(), "title": title})
+    return render(request, "frontend/dashboard/not_available.html", _ctx(active, title=title))
+
+
+# ---------------------------------------------------------------- agreement and adjudication
+
+LEVELS = (("three", "Three classes (1 better / tie / 2 better)"), ("five", "Five-point scale"), ("binary", "Binary (ties dropped)"))
 
 
 @admin_required
 def agreement(request, batch_id: int):
-    return _not_available(request, "Agreement report", "batches")
+    reports = capability("annotation.agreement_reports", "agreement_report_for_batch", "agreement_heatmap")
+    adjudication = capability("annotation.adjudication", "batch_disputes_list", "adjudication_detail", "adjudication_record")
+    if reports is None:
+        return _not_available(request, "Agreement report", "batches")
+    batch = selectors.batch_get(batch_id=batch_id)
+    level = request.GET.get("level") or "three"
+    if level not in dict(LEVELS):
+        level = "three"
+    form, detail = None, None
+    pair_id = request.GET.get("pair") or request.POST.get("pair")
+    if adjudication is not None and pair_id and str(pair_id).isdigit():
+        pair = adjudication.pair_get(pair_id=int(pair_id))
+        if pair.batch_id != batch.pk:
+            return redirect("dashboard-agreement", batch_id=batch.pk)
+        form = AdjudicationForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                adjudication.adjudication_record(pair=pair, decided_by=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Adjudication of pair {pair.pk} recorded; exports will use it.")
+                return redirect(reverse("dashboard-agreement", args=[batch.pk]) + f"?level={level}#disputes")
+        detail = adjudication.adjudication_detail(pair=pair)
+    try:
+        report = reports.agreement_report_for_batch(batch=batch, level=level)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard-batch", batch_id=batch.pk)
+    heatmap = reports.agreement_heatmap(report=report)
+    disputes = adjudication.batch_disputes_list(batch=batch, status="all", limit=25) if adjudication else None
+    return render(request, "frontend/dashboard/agreement.html", _ctx(
+        "batches", batch=batch, report=report, level=level, levels=LEVELS,
+        heatmap_svg=charts.heatmap_svg(heatmap),
+        rater_svg=charts.rater_bars_svg(report.get("per_rater") or [], threshold=batch.min_rater_kappa),
+        distribution_svg=charts.distribution_svg(report.get("preference_distribution") or {}),
+        disputes=disputes, detail=detail, form=form,
+    ), status=400 if form is not None and form.errors else 200)
 
+
+# ---------------------------------------------------------------- exports
 
 @admin_required
 def exports(request):
-    return _not_available(request, "Exports", "exports")
+    services = capability("annotation.export_services", "export_list", "export_create")
+    if services is None:
+        return _not_available(request, "Exports", "exports")
+    batch_id = request.GET.get("batch")
+    batch_id = int(batch_id) if batch_id and batch_id.isdigit() else None
+    form = ExportCreateForm(request.POST or None, initial={"batch": batch_id})
+    if request.method == "POST" and form.is_valid():
+        try:
+            snapshot = services.export_create(batch=form.cleaned_data["batch"], params=form.params(), created_by=request.user)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Export v{snapshot.version} of “{snapshot.batch.name}” is ready.")
+            return redirect(reverse("dashboard-exports") + f"?batch={snapshot.batch_id}")
+    snapshots = services.export_list(batch_id=batch_id).select_related("batch", "created_by")[:100]
+    return render(request, "frontend/dashboard/exports.html", _ctx(
+        "exports", snapshots=snapshots, form=form, batch_id=batch_id,
+    ), status=400 if form.errors else 200)
 
+
+# ---------------------------------------------------------------- training
 
 @admin_required
 def training_runs(request):
-    return _not_available(request, "Training runs", "training")
+    tsel = capability("training.selectors", "training_run_list")
+    tsvc = capability("training.services", "training_start")
+    if tsel is None:
+        return _not_available(request, "Training runs", "training")
+    batch_id = request.GET.get("batch")
+    batch_id = int(batch_id) if batch_id and batch_id.isdigit() else None
+    form = RetrainForm(request.POST or None) if tsvc else None
+    if request.method == "POST" and form is not None and form.is_valid():
+        try:
+            runs = tsvc.training_start(export_id=form.cleaned_data["export"].pk, pipeline=form.cleaned_data["pipeline"],
+                                       base_model=form.cleaned_data["base_model"], created_by=request.user)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Queued {len(runs)} run{'s' if len(runs) != 1 else ''} ({form.cleaned_data['pipeline']}).")
+            return redirect("dashboard-training-run", run_id=runs[0].pk)
+    runs = tsel.training_run_list(batch_id=batch_id)[:100]
+    return render(request, "frontend/dashboard/training_runs.html", _ctx(
+        "training", runs=runs, form=form, batch_id=batch_id,
+    ), status=400 if form is not None and form.errors else 200)
 
 
 @admin_required
 def training_run(request, run_id: int):
-    return _not_available(request, "Training run", "training")
+    tsel = capability("training.selectors", "training_run_get", "training_run_detail")
+    if tsel is None:
+        return _not_available(request, "Training run", "training")
+    run = tsel.training_run_get(run_id=run_id)
+    return render(request, "frontend/dashboard/training_run.html", _ctx(
+        "training", run=run, detail=tsel.training_run_detail(run=run),
+    ))
+
+
+@require_POST
+@admin_required
+def training_run_cancel(request, run_id: int):
+    tsvc = capability("training.services", "run_cancel")
+    if tsvc is None:
+        return _not_available(request, "Training run", "training")
+    try:
+        run = tsvc.run_cancel(run_id=run_id, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Run {run.pk}: cancellation requested ({run.status}).")
+    return redirect("dashboard-training-run", run_id=run_id)

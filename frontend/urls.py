@@ -23,4 +23,5 @@ urlpatterns = [
     path("dashboard/exports/", insight_views.exports, name="dashboard-exports"),
     path("dashboard/training/", insight_views.training_runs, name="dashboard-training"),
     path("dashboard/training/<int:run_id>/", insight_views.training_run, name="dashboard-training-run"),
+    path("dashboard/training/<int:run_id>/cancel/", insight_views.training_run_cancel, name="dashboard-training-cancel"),
 ]

@@ -170,3 +170,62 @@ def test_judgment_review_of_someone_else_is_404(physician, open_batch, specialty
     judgment = factories.add_judgment(open_batch.pairs.get(), other, 0)
     assert logged_in(physician).get(f"/judgments/{judgment.pk}/").status_code == 404
     assert Judgment.objects.count() == 1
+
+
+# ---------------------------------------------------------------- agreement, exports, training pages
+
+def test_agreement_page_shows_headline_heatmap_and_adjudicates(admin_user):
+    batch, pairs, raters = factories.judged_batch(n_pairs=6, n_raters=3, seed=2, agreement=0.5)
+    client = logged_in(admin_user)
+    body = client.get(f"/dashboard/batches/{batch.pk}/agreement/").content.decode()
+    assert "Krippendorff" in body and "95% CI" in body and "Pairwise Cohen" in body and "<svg" in body
+    assert "Landis &amp; Koch" in body
+    response = client.post(f"/dashboard/batches/{batch.pk}/agreement/?pair={pairs[0].pk}",
+                           {"pair": pairs[0].pk, "preference": "-1", "note": "Guideline says A.", "b_unsafe": "on"})
+    assert response.status_code == 302
+    adjudication = pairs[0].adjudications.get()
+    assert adjudication.preference == -1 and adjudication.b_unsafe and adjudication.decided_by == admin_user
+    assert client.post(f"/dashboard/batches/{batch.pk}/agreement/?pair={pairs[1].pk}",
+                       {"pair": pairs[1].pk, "preference": "0", "note": ""}).status_code == 400
+
+
+def test_exports_page_creates_and_lists_downloadable_snapshot(admin_user, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    batch, _, _ = factories.judged_batch(n_pairs=6, n_raters=3, seed=3)
+    client = logged_in(admin_user)
+    assert client.post("/dashboard/exports/", {"batch": batch.pk}).status_code == 302
+    body = client.get(f"/dashboard/exports/?batch={batch.pk}").content.decode()
+    snapshot = batch.exports.get()
+    name = snapshot.files[0]["name"]
+    assert f"/api/exports/{snapshot.pk}/files/{name}" in body
+    assert client.get(f"/api/exports/{snapshot.pk}/files/{name}").status_code == 200
+
+
+def test_training_pages_list_and_detail_with_chart_data(admin_user, tmp_path, settings):
+    from annotation.export_services import export_create
+    from training.models import TrainingMetric, TrainingPipeline, TrainingRun
+
+    settings.MEDIA_ROOT = tmp_path
+    batch, _, _ = factories.judged_batch(n_pairs=6, n_raters=3, seed=4)
+    snapshot = export_create(batch=batch, params=None, created_by=admin_user)
+    pipeline = TrainingPipeline.objects.create(export=snapshot, spec="reward_model")
+    run = TrainingRun.objects.create(pipeline=pipeline, kind="reward_model", export=snapshot, status="running",
+                                     progress=0.5, current_step=5, total_steps=10)
+    for step in (1, 2, 3):
+        TrainingMetric.objects.create(run=run, step=step, values={"loss": 1.0 / step, "eval_accuracy": 0.5 + step / 10})
+    client = logged_in(admin_user)
+    assert f"/dashboard/training/{run.pk}/" in client.get("/dashboard/training/").content.decode()
+    body = client.get(f"/dashboard/training/{run.pk}/").content.decode()
+    charts = json.loads(body.split('id="chart-data" type="application/json">')[1].split("</script>")[0])
+    assert charts["loss"] == [[1, 1.0], [2, 0.5], [3, 1.0 / 3]] and len(charts["accuracy"]) == 3
+    client.post(f"/dashboard/training/{run.pk}/cancel/")
+    run.refresh_from_db()
+    assert run.cancel_requested
+
+
+def test_missing_capability_shows_not_available(admin_user, monkeypatch):
+    from frontend import insight_views
+
+    monkeypatch.setattr(insight_views, "capability", lambda *a, **k: None)
+    body = logged_in(admin_user).get("/dashboard/training/").content.decode()
+    assert "Not available yet" in body

@@ -78,7 +78,7 @@ class Ratings:
 # --- building ---------------------------------------------------------------------------------
 
 
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted unique values, code of each value). Dense integer ids take an O(n) path: this
     runs on a million judgments and np.unique's sort would be a quarter of the time budget."""
     if values.size and values.dtype.kind in "iu":
@@ -126,15 +126,18 @@ def ratings_build(
             raise ValueError("categories must be distinct")
     label_code = _codes_in(label, cat_values, what="label")
 
-    item_ids, item_code = _factorize(item)
-    rater_ids, rater_code = _factorize(rater)
+    item_ids, item_code = factorize(item)
+    rater_ids, rater_code = factorize(rater)
     n_raters = len(rater_ids)
 
     # One stable sort by (item, rater): groups each item's ratings and, among duplicates of one
     # (item, rater), keeps their input order so "last wins" is well defined.
     key = item_code.astype(np.int64) * max(n_raters, 1) + rater_code
-    order = np.argsort(key, kind="stable")
-    key = key[order]
+    if n > 1 and not (key[1:] >= key[:-1]).all():
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    else:
+        order = np.arange(n)
     keep = np.ones(n, dtype=bool)
     if n > 1:
         keep[:-1] = key[:-1] != key[1:]
@@ -352,7 +355,7 @@ def _pair_confusions(r: Ratings, counts_per_item: np.ndarray) -> tuple[np.ndarra
     code = np.concatenate(codes)
     pair_code = code // (k * k)
     cell = code % (k * k)
-    pair_ids, pair_idx = _factorize(pair_code)
+    pair_ids, pair_idx = factorize(pair_code)
     conf = np.bincount(pair_idx * (k * k) + cell, minlength=len(pair_ids) * k * k).reshape(-1, k, k)
     return pair_ids // n_r, pair_ids % n_r, conf
 
@@ -445,23 +448,23 @@ def _jsonable(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _headline(r: Ratings, counts: np.ndarray, *, metric: str, bootstrap: int, rng) -> dict:
+def _headline(counts: np.ndarray, *, n_raters: int, categories, metric: str, bootstrap: int, rng) -> dict:
     """Percent agreement, Fleiss' kappa and Krippendorff's alpha (with CIs), from item patterns:
     the same code gives the estimate (weights = pattern frequencies) and the bootstrap."""
     notes = []
-    k = r.n_categories
+    n_items, k = counts.shape
     n_multi = int((counts.sum(axis=1) >= 2).sum())
-    if r.n_raters == 0:
+    if n_raters == 0:
         notes.append("No ratings: nothing to measure.")
-    elif r.n_raters == 1:
+    elif n_raters == 1:
         notes.append("Only one rater: agreement between raters is undefined.")
     elif n_multi == 0:
         notes.append("No item was rated by two or more raters: agreement is undefined.")
-    if r.n_items == 1:
+    if n_items == 1:
         notes.append("Only one item: chance agreement rests on one item's labels; read any figure with care.")
 
     metrics = ("nominal", "ordinal", "interval") if metric in ("ordinal", "interval") else ("nominal",)
-    values = np.asarray(r.categories, dtype=float) if metric == "interval" else None
+    values = np.asarray(categories, dtype=float) if metric == "interval" else None
     pct = fleiss = alpha = np.array([np.nan])
     alpha_by_metric = dict.fromkeys(metrics, np.nan)
     pct_ci = fleiss_ci = alpha_ci = None
@@ -478,7 +481,7 @@ def _headline(r: Ratings, counts: np.ndarray, *, metric: str, bootstrap: int, rn
         if not math.isfinite(alpha[0]):
             notes.append("No variation among pairable values: Krippendorff's alpha is undefined.")
         if bootstrap:
-            draws = rng.multinomial(r.n_items, pats.freq / pats.freq.sum(), size=bootstrap).astype(float)
+            draws = rng.multinomial(n_items, pats.freq / pats.freq.sum(), size=bootstrap).astype(float)
             b_pct, b_fleiss = _fleiss_from_patterns(pats, draws)
             b_alpha = alpha_from_coincidence(_coincidence_from_patterns(pats, draws), metric, values)
             pct_ci, fleiss_ci, alpha_ci = _percentile_ci(b_pct), _percentile_ci(b_fleiss), _percentile_ci(b_alpha)
@@ -500,7 +503,24 @@ def agreement_headline(ratings: Ratings, *, metric: str = "nominal", bootstrap: 
     per rubric criterion."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    return _headline(ratings, _item_counts(ratings), metric=metric, bootstrap=bootstrap, rng=np.random.default_rng(seed))
+    return _headline(_item_counts(ratings), n_raters=ratings.n_raters, categories=ratings.categories, metric=metric,
+                     bootstrap=bootstrap, rng=np.random.default_rng(seed))
+
+
+def agreement_headline_codes(
+    *, item_code: np.ndarray, rater_code: np.ndarray, label_code: np.ndarray, n_items: int, categories, metric: str = "nominal"
+) -> dict:
+    """`agreement_headline` for labels already factorised against known item codes (e.g. each
+    rubric criterion of the same judgments): no second factorisation or sort. Assumes one rating
+    per (item, rater)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    k = len(categories)
+    counts = np.bincount(item_code * k + label_code, minlength=n_items * k).reshape(n_items, k)
+    n_raters = len(np.unique(rater_code)) if len(rater_code) else 0
+    head = _headline(counts, n_raters=n_raters, categories=categories, metric=metric, bootstrap=0, rng=None)
+    head["n_judgments"] = int(len(item_code))
+    return head
 
 
 def agreement_report(
@@ -527,7 +547,7 @@ def agreement_report(
     rng = np.random.default_rng(seed)
 
     counts = _item_counts(r)
-    head = _headline(r, counts, metric=metric, bootstrap=bootstrap, rng=rng)
+    head = _headline(counts, n_raters=r.n_raters, categories=r.categories, metric=metric, bootstrap=bootstrap, rng=rng)
     notes += head.pop("notes")
 
     # Pairwise Cohen's kappa.
@@ -626,8 +646,9 @@ def _per_rater(r: Ratings, counts: np.ndarray, *, bootstrap: int, rng, ra, rb, p
     if r.time_ms is not None:
         medians = _group_medians(r.rater, r.time_ms, n_r)
 
+    p_values = None
     if pos_n is not None:
-        from scipy.stats import binomtest  # scipy import is slow; only pay it when needed
+        p_values = _binomial_test_half(np.rint(pos_first).astype(np.int64), pos_n)
 
     rows = []
     for i in range(n_r):
@@ -646,7 +667,7 @@ def _per_rater(r: Ratings, counts: np.ndarray, *, bootstrap: int, rng, ra, rb, p
         row["tie_share"] = _num(ties[i] / n_judged[i]) if ties is not None and n_judged[i] else None
         if pos_n is not None and pos_n[i]:
             kk, nn = int(round(pos_first[i])), int(pos_n[i])
-            row.update(position_n=nn, position_first_share=kk / nn, position_p_value=float(binomtest(kk, nn, 0.5).pvalue))
+            row.update(position_n=nn, position_first_share=kk / nn, position_p_value=float(p_values[i]))
         else:
             row.update(position_n=int(pos_n[i]) if pos_n is not None else 0, position_first_share=None, position_p_value=None)
         row["median_time_ms"] = _num(medians[i]) if medians is not None else None
@@ -654,25 +675,26 @@ def _per_rater(r: Ratings, counts: np.ndarray, *, bootstrap: int, rng, ra, rb, p
     return rows
 
 
+def _binomial_test_half(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Two-sided exact binomial test against p = 0.5 for many (k, n) at once. With p = 0.5 the
+    distribution is symmetric, so scipy.stats.binomtest's p-value (sum of outcomes no likelier
+    than k) is min(1, 2 * P(X <= min(k, n - k))); one vectorised call instead of one per rater."""
+    from scipy.stats import binom  # scipy.stats is slow to import; only pay for it when needed
+
+    tail = binom.cdf(np.minimum(k, n - k), n, 0.5)
+    return np.where(n > 0, np.minimum(1.0, 2.0 * tail), np.nan)
+
+
 def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
     """Median of `values` per group code (NaN values ignored; NaN for an empty group)."""
     ok = np.isfinite(values)
     g, v = group[ok], values[ok]
-    if v.size and (v >= 0).all() and v.max() < 2**40 and (v == np.floor(v)).all():
-        # Whole milliseconds: one sort of packed (group, value) keys is ~3x faster than lexsort.
-        key = np.sort((g.astype(np.int64) << 40) | v.astype(np.int64))
-        g, v = key >> 40, (key & (2**40 - 1)).astype(np.float64)
-    else:
-        order = np.lexsort((v, g))
-        g, v = g[order], v[order]
+    # A stable sort of 16-bit codes is a radix sort: grouping a million values costs ~10 ms.
+    order = np.argsort(g.astype(np.int16) if n_groups < 2**15 else g, kind="stable")
+    v = v[order]
     sizes = np.bincount(g, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    out = np.full(n_groups, np.nan)
-    has = sizes > 0
-    lo = starts[has] + (sizes[has] - 1) // 2
-    hi = starts[has] + sizes[has] // 2
-    out[has] = (v[lo] + v[hi]) / 2.0
-    return out
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    return np.array([np.median(v[bounds[i]:bounds[i + 1]]) if sizes[i] else np.nan for i in range(n_groups)])
 
 
 def disputed_items(item, preference) -> dict[str, np.ndarray]:
@@ -684,7 +706,7 @@ def disputed_items(item, preference) -> dict[str, np.ndarray]:
     disagreement, spread), in that order."""
     item = np.asarray(item)
     pref = np.asarray(preference, dtype=np.int64)
-    ids, code = _factorize(item)
+    ids, code = factorize(item)
     counts = np.bincount(code * 5 + pref + 2, minlength=len(ids) * 5).reshape(-1, 5)
     n = counts.sum(axis=1)
     camps = np.stack([counts[:, :2].sum(axis=1), counts[:, 2], counts[:, 3:].sum(axis=1)], axis=1)

@@ -360,3 +360,15 @@ def test_disputed_items_rank_opposite_sides_first():
     assert found["opposite"].tolist() == [True, False]
     assert found["spread"].tolist() == [4, 1]
     assert found["counts"][0].tolist() == [1, 0, 0, 1, 1]
+
+
+def test_vectorised_position_bias_test_equals_scipy_binomtest():
+    from scipy.stats import binomtest
+
+    from annotation.agreement import _binomial_test_half
+
+    n = np.array([1, 2, 5, 10, 11, 40, 333, 1000] * 3)
+    k = np.concatenate([np.zeros(8, int), n[:8] // 2, (n[:8] * 0.8).astype(int)])
+    ours = _binomial_test_half(k, n)
+    for ki, ni, p in zip(k, n, ours):
+        assert p == pytest.approx(binomtest(int(ki), int(ni), 0.5).pvalue, rel=1e-9, abs=1e-300)

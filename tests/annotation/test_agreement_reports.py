@@ -31,7 +31,9 @@ def judged():
 
 def test_report_of_a_judged_batch(judged):
     batch, pairs, raters = judged
-    Judgment.objects.filter(pair=pairs[0]).update(criteria={"accuracy": -1, "safety": 0})
+    for j in Judgment.objects.filter(batch=batch):
+        j.criteria = {"accuracy": j.preference, "safety": 0} if j.pair_id == pairs[0].pk else {"accuracy": j.preference}
+        j.save(update_fields=["criteria"])
     report = reports.agreement_report_for_batch(batch=batch)
     assert report["level"] == "three" and report["metric"] == "nominal"
     assert report["n_items"] == 12 and report["n_raters"] == 3 and report["n_judgments"] == 36
@@ -41,8 +43,10 @@ def test_report_of_a_judged_batch(judged):
     assert report["preference_distribution"]["n"] == 36
     assert report["krippendorff_alpha_ci"] is not None and report["bootstrap"]["resamples"] == BOOTSTRAP
     assert report["interpretation"]["krippendorff_alpha"] is not None
-    accuracy = next(c for c in report["criteria"] if c["key"] == "accuracy")
-    assert accuracy["n_judgments"] == 3
+    accuracy, safety = (next(c for c in report["criteria"] if c["key"] == key) for key in ("accuracy", "safety"))
+    # A criterion rated like the overall preference agrees exactly as much as the preference.
+    assert accuracy["n_judgments"] == 36 and accuracy["krippendorff_alpha"] == pytest.approx(report["krippendorff_alpha"])
+    assert safety["n_judgments"] == 3 and safety["krippendorff_alpha"] is None
     # judged_batch alternates display order: position bias is measurable for every rater.
     assert all(r["position_n"] > 0 and r["median_time_ms"] == 30000 for r in report["per_rater"])
     json.dumps(report, default=str, allow_nan=False)

@@ -49,7 +49,8 @@ def page(browser):
 
 def login(page, live_server, username: str) -> None:
     page.goto(live_server.url + "/login/")
-    page.keyboard.type(username)  # the user name field has autofocus
+    page.focus("#id_username")  # autofocus too, but it can land after the load event
+    page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
@@ -170,3 +171,34 @@ def test_admin_upload_with_bad_line_shows_the_line_number(page, live_server, adm
     text = page.inner_text(".import-errors")
     assert "Line 2" in text and "response_a" in text
     assert batch.pairs.count() == 0
+
+
+def test_admin_report_pages_render_and_poll(page, live_server, admin_user, tmp_path, settings):
+    from annotation.export_services import export_create
+    from training.models import TrainingMetric, TrainingPipeline, TrainingRun
+
+    settings.MEDIA_ROOT = tmp_path
+    batch, _, _ = factories.judged_batch(n_pairs=8, n_raters=4, seed=5, agreement=0.7, name="Heart failure follow-up")
+    snapshot = export_create(batch=batch, params=None, created_by=admin_user)
+    pipeline = TrainingPipeline.objects.create(export=snapshot, spec="reward_model>ppo")
+    run = TrainingRun.objects.create(pipeline=pipeline, kind="ppo", export=snapshot, status="running", progress=0.4,
+                                     current_step=40, total_steps=100, host="gpu-1")
+    rng = random.Random(0)
+    for step in range(1, 41):
+        TrainingMetric.objects.create(run=run, step=step, values={
+            "loss": 1.2 * 0.96 ** step + rng.random() * 0.05, "objective/kl": 0.05 * step ** 0.8,
+            "objective/rlhf_reward": -1 + step / 25 + rng.random() * 0.1, "val/num_eos_tokens": 0,
+            "eval_accuracy": min(0.95, 0.5 + step / 80), "completion_length": 60 + step / 2,
+        })
+    login(page, live_server, admin_user.username)
+    page.goto(f"{live_server.url}/dashboard/batches/{batch.pk}/agreement/")
+    assert page.locator("svg.heatmap").count() == 1
+    page.screenshot(path=str(SHOTS / "agreement.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/dashboard/training/{run.pk}/")
+    page.wait_for_selector("[data-chart=loss] svg")
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", progress=1.0, current_step=100)
+    page.wait_for_function("() => document.getElementById('run-status').textContent === 'Succeeded'", timeout=8000)
+    assert page.inner_text("#run-progress") == "100%"
+    page.wait_for_timeout(500)  # let the progress bar finish its transition
+    page.screenshot(path=str(SHOTS / "training.png"), full_page=True)

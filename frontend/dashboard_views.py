@@ -5,7 +5,6 @@ message on the page, never a stack trace."""
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation import selectors, services
@@ -17,8 +16,9 @@ from .forms import AuditFilterForm, BatchCloseForm, BatchCreateForm, PairsUpload
 from .integrations import available_sections
 
 
-def _nav(request, active: str) -> dict:
-    return {"active": active, "sections": available_sections()}
+def nav_context(active: str, **extra) -> dict:
+    """What the dashboard layout needs: the active tab and which capabilities exist."""
+    return {"active": active, "sections": available_sections(), **extra}
 
 
 @admin_required
@@ -39,14 +39,14 @@ def batches(request):
             return redirect("dashboard-batch", batch_id=batch.pk)
     rows = [(b, selectors.batch_progress(b)) for b in selectors.batches_with_progress()]
     return render(request, "frontend/dashboard/batches.html", {
-        **_nav(request, "batches"), "rows": rows, "form": form,
+        **nav_context("batches"), "rows": rows, "form": form,
     }, status=400 if form.errors else 200)
 
 
 def _batch_page(request, batch_id: int, *, upload_form=None, close_form=None, import_errors=None, status=200):
     batch = selectors.batch_with_progress(batch_id=batch_id)
     return render(request, "frontend/dashboard/batch_detail.html", {
-        **_nav(request, "batches"),
+        **nav_context("batches"),
         "batch": batch,
         "progress": selectors.batch_progress(batch),
         "pairs_short": services.batch_pairs_short(batch=batch),
@@ -115,7 +115,7 @@ def raters(request):
     profiles = list(selectors.raters_with_stats())
     medians = selectors.rater_median_times(user_ids=[p.user_id for p in profiles])
     return render(request, "frontend/dashboard/raters.html", {
-        **_nav(request, "raters"), "rows": [(p, medians.get(p.user_id)) for p in profiles],
+        **nav_context("raters"), "rows": [(p, medians.get(p.user_id)) for p in profiles],
     })
 
 
@@ -144,5 +144,5 @@ def audit(request):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "frontend/dashboard/audit.html", {
-        **_nav(request, "audit"), "form": form, "page": page, "query": query.urlencode(),
+        **nav_context("audit"), "form": form, "page": page, "query": query.urlencode(),
     })

@@ -14,16 +14,13 @@ from annotation.errors import DomainError
 
 from . import charts
 from .access import admin_required
+from .dashboard_views import nav_context
 from .forms import AdjudicationForm, ExportCreateForm, RetrainForm
-from .integrations import available_sections, capability
-
-
-def _ctx(active: str, **extra) -> dict:
-    return {"active": active, "sections": available_sections(), **extra}
+from .integrations import capability
 
 
 def _not_available(request, title: str, active: str):
-    return render(request, "frontend/dashboard/not_available.html", _ctx(active, title=title))
+    return render(request, "frontend/dashboard/not_available.html", nav_context(active, title=title))
 
 
 # ---------------------------------------------------------------- agreement and adjudication
@@ -64,7 +61,7 @@ def agreement(request, batch_id: int):
         return redirect("dashboard-batch", batch_id=batch.pk)
     heatmap = reports.agreement_heatmap(report=report)
     disputes = adjudication.batch_disputes_list(batch=batch, status="all", limit=25) if adjudication else None
-    return render(request, "frontend/dashboard/agreement.html", _ctx(
+    return render(request, "frontend/dashboard/agreement.html", nav_context(
         "batches", batch=batch, report=report, level=level, levels=LEVELS,
         heatmap_svg=charts.heatmap_svg(heatmap),
         rater_svg=charts.rater_bars_svg(report.get("per_rater") or [], threshold=batch.min_rater_kappa),
@@ -92,7 +89,7 @@ def exports(request):
             messages.success(request, f"Export v{snapshot.version} of “{snapshot.batch.name}” is ready.")
             return redirect(reverse("dashboard-exports") + f"?batch={snapshot.batch_id}")
     snapshots = services.export_list(batch_id=batch_id).select_related("batch", "created_by")[:100]
-    return render(request, "frontend/dashboard/exports.html", _ctx(
+    return render(request, "frontend/dashboard/exports.html", nav_context(
         "exports", snapshots=snapshots, form=form, batch_id=batch_id,
     ), status=400 if form.errors else 200)
 
@@ -118,7 +115,7 @@ def training_runs(request):
             messages.success(request, f"Queued {len(runs)} run{'s' if len(runs) != 1 else ''} ({form.cleaned_data['pipeline']}).")
             return redirect("dashboard-training-run", run_id=runs[0].pk)
     runs = tsel.training_run_list(batch_id=batch_id)[:100]
-    return render(request, "frontend/dashboard/training_runs.html", _ctx(
+    return render(request, "frontend/dashboard/training_runs.html", nav_context(
         "training", runs=runs, form=form, batch_id=batch_id,
     ), status=400 if form is not None and form.errors else 200)
 
@@ -129,7 +126,7 @@ def training_run(request, run_id: int):
     if tsel is None:
         return _not_available(request, "Training run", "training")
     run = tsel.training_run_get(run_id=run_id)
-    return render(request, "frontend/dashboard/training_run.html", _ctx(
+    return render(request, "frontend/dashboard/training_run.html", nav_context(
         "training", run=run, detail=tsel.training_run_detail(run=run),
     ))
 

@@ -133,18 +133,20 @@ def ratings_build(
     # One stable sort by (item, rater): groups each item's ratings and, among duplicates of one
     # (item, rater), keeps their input order so "last wins" is well defined.
     key = item_code.astype(np.int64) * max(n_raters, 1) + rater_code
+    order = None  # None: already in (item, rater) order, the usual case for database rows
     if n > 1 and not (key[1:] >= key[:-1]).all():
         order = np.argsort(key, kind="stable")
         key = key[order]
-    else:
-        order = np.arange(n)
     keep = np.ones(n, dtype=bool)
     if n > 1:
         keep[:-1] = key[:-1] != key[1:]
     dropped = int(n - keep.sum())
     if dropped:
         notes.append(f"{dropped} repeated rating(s) of an item by the same rater were dropped; the last one counts.")
-    sel = order[keep]
+    if order is None and not dropped:
+        sel = slice(None)  # no gathers needed
+    else:
+        sel = (np.arange(n) if order is None else order)[keep]
 
     gold_code = None
     if gold:
@@ -162,8 +164,8 @@ def ratings_build(
         tie_code = int(np.flatnonzero(cat_values == tie_value)[0])
 
     return Ratings(
-        item=item_code[sel].astype(np.int64),
-        rater=rater_code[sel].astype(np.int64),
+        item=item_code[sel].astype(np.int64, copy=False),
+        rater=rater_code[sel].astype(np.int64, copy=False),
         label=label_code[sel],
         categories=tuple(cat_values.tolist()),
         item_ids=item_ids,
@@ -179,6 +181,17 @@ def ratings_build(
 def _codes_in(values: np.ndarray, categories: np.ndarray, *, what: str) -> np.ndarray:
     if not len(values):
         return np.zeros(0, dtype=np.int64)
+    if values.dtype.kind in "iu" and categories.dtype.kind in "iu" and len(categories):
+        # Small integer scales (preferences): a lookup table instead of a binary search.
+        lo = min(int(values.min()), int(categories.min()))
+        hi = max(int(values.max()), int(categories.max()))
+        if hi - lo < 4096:
+            lut = np.full(hi - lo + 1, -1, dtype=np.int64)
+            lut[categories.astype(np.int64) - lo] = np.arange(len(categories))
+            codes = lut[values.astype(np.int64) - lo]
+            if (codes < 0).any():
+                raise ValueError(f"{what} {values[np.argmax(codes < 0)]!r} is not on the scale {list(categories)}")
+            return codes
     order = np.argsort(categories, kind="stable")
     sorted_cats = categories[order]
     pos = np.searchsorted(sorted_cats, values)
@@ -278,6 +291,7 @@ def alpha_from_coincidence(o: np.ndarray, metric: str, values: np.ndarray | None
 class _Patterns:
     counts: np.ndarray  # (U, K) distinct per-item category counts
     freq: np.ndarray  # (U,) how many items have each pattern
+    of_item: np.ndarray  # (n_items,) each item's pattern
 
 
 def _item_counts(r: Ratings) -> np.ndarray:
@@ -288,14 +302,14 @@ def _item_counts(r: Ratings) -> np.ndarray:
 def _patterns(counts: np.ndarray) -> _Patterns:
     n_items, k = counts.shape
     if n_items == 0:
-        return _Patterns(np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return _Patterns(np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     base = int(counts.max()) + 1
     if k * math.log2(max(base, 2)) < 62:
-        code = counts.astype(np.int64) @ (base ** np.arange(k, dtype=np.int64))
-        _, first, freq = np.unique(code, return_index=True, return_counts=True)
-        return _Patterns(counts[first], freq)
-    uniq, freq = np.unique(counts, axis=0, return_counts=True)
-    return _Patterns(uniq, freq)
+        powers = base ** np.arange(k, dtype=np.int64)
+        codes, inverse = factorize(counts.astype(np.int64) @ powers)  # O(n) when the codes are dense
+        return _Patterns((codes[:, None] // powers) % base, np.bincount(inverse, minlength=len(codes)), inverse)
+    uniq, inverse, freq = np.unique(counts, axis=0, return_inverse=True, return_counts=True)
+    return _Patterns(uniq, freq, inverse.reshape(-1))
 
 
 def _fleiss_from_patterns(p: _Patterns, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,17 +374,20 @@ def _pair_confusions(r: Ratings, counts_per_item: np.ndarray) -> tuple[np.ndarra
     return pair_ids // n_r, pair_ids % n_r, conf
 
 
-def _loo_confusions(r: Ratings, counts_per_item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _loo_confusions(r: Ratings, pats: _Patterns) -> tuple[np.ndarray, np.ndarray]:
     """Per rater: (R, K, K) confusion of their label (rows) against the consensus of the other
     raters of the item (the others' unique most frequent label), and how many of their
-    judgments had no such consensus (no other rater, or the others tied)."""
+    judgments had no such consensus (no other rater, or the others tied).
+
+    The consensus depends only on the item's pattern and the rater's own label, so it is worked
+    out once per (pattern, label) - a few dozen cases - and looked up for every judgment."""
     k, n_r = r.n_categories, r.n_raters
-    others = counts_per_item[r.item].copy()
-    others[np.arange(len(r.item)), r.label] -= 1
-    top = others.max(axis=1)
-    unique_top = (others == top[:, None]).sum(axis=1) == 1
-    ok = (top > 0) & unique_top
-    consensus = others.argmax(axis=1)
+    others = pats.counts[:, None, :] - np.eye(k, dtype=pats.counts.dtype)[None, :, :]  # (U, own label, K)
+    top = others.max(axis=2)
+    unique_top = (others == top[:, :, None]).sum(axis=2) == 1
+    consensus_of = np.where((top > 0) & unique_top, others.argmax(axis=2), -1)  # (U, K)
+    consensus = consensus_of[pats.of_item[r.item], r.label]
+    ok = consensus >= 0
     code = (r.rater[ok] * k + r.label[ok]) * k + consensus[ok]
     conf = np.bincount(code, minlength=n_r * k * k).reshape(n_r, k, k)
     no_consensus = np.bincount(r.rater[~ok], minlength=n_r)
@@ -448,7 +465,9 @@ def _jsonable(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _headline(counts: np.ndarray, *, n_raters: int, categories, metric: str, bootstrap: int, rng) -> dict:
+def _headline(
+    counts: np.ndarray, *, n_raters: int, categories, metric: str, bootstrap: int, rng, pats: _Patterns | None = None
+) -> dict:
     """Percent agreement, Fleiss' kappa and Krippendorff's alpha (with CIs), from item patterns:
     the same code gives the estimate (weights = pattern frequencies) and the bootstrap."""
     notes = []
@@ -469,7 +488,7 @@ def _headline(counts: np.ndarray, *, n_raters: int, categories, metric: str, boo
     alpha_by_metric = dict.fromkeys(metrics, np.nan)
     pct_ci = fleiss_ci = alpha_ci = None
     if k and n_multi:
-        pats = _patterns(counts)
+        pats = pats if pats is not None else _patterns(counts)
         point = pats.freq[None, :].astype(float)
         pct, fleiss = _fleiss_from_patterns(pats, point)
         coinc = _coincidence_from_patterns(pats, point)
@@ -547,7 +566,8 @@ def agreement_report(
     rng = np.random.default_rng(seed)
 
     counts = _item_counts(r)
-    head = _headline(counts, n_raters=r.n_raters, categories=r.categories, metric=metric, bootstrap=bootstrap, rng=rng)
+    pats = _patterns(counts)
+    head = _headline(counts, n_raters=r.n_raters, categories=r.categories, metric=metric, bootstrap=bootstrap, rng=rng, pats=pats)
     notes += head.pop("notes")
 
     # Pairwise Cohen's kappa.
@@ -579,7 +599,7 @@ def agreement_report(
     defined = pair_kappa[None][np.isfinite(pair_kappa[None])]
     mean_kappa = float(defined.mean()) if defined.size else None
 
-    per_rater = _per_rater(r, counts, bootstrap=bootstrap, rng=rng, ra=ra, rb=rb, pair_kappa=pair_kappa[None])
+    per_rater = _per_rater(r, pats, bootstrap=bootstrap, rng=rng, ra=ra, rb=rb, pair_kappa=pair_kappa[None])
 
     report = {
         "level": level,
@@ -611,12 +631,12 @@ def agreement_report(
     return report
 
 
-def _per_rater(r: Ratings, counts: np.ndarray, *, bootstrap: int, rng, ra, rb, pair_kappa) -> list[dict]:
+def _per_rater(r: Ratings, pats: _Patterns, *, bootstrap: int, rng, ra, rb, pair_kappa) -> list[dict]:
     n_r, k = r.n_raters, r.n_categories
     if n_r == 0:
         return []
     n_judged = np.bincount(r.rater, minlength=n_r)
-    loo_conf, no_consensus = _loo_confusions(r, counts) if k else (np.zeros((n_r, 0, 0)), np.zeros(n_r, int))
+    loo_conf, no_consensus = _loo_confusions(r, pats) if k else (np.zeros((n_r, 0, 0)), np.zeros(n_r, int))
     loo_kappa = kappa_from_confusion(loo_conf) if k else np.full(n_r, np.nan)
     loo_ci = _bootstrap_confusions(loo_conf, bootstrap, rng, (None,))[None] if bootstrap and k else None
 

@@ -3,7 +3,7 @@ annotation.agreement_reports and annotation.adjudication."""
 
 import json
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -90,6 +90,8 @@ class BatchDisputesApi(APIView):
         return Response(adjudication.batch_disputes_list(batch=batch, **params.validated_data))
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "enum": ["A>>B", "A>B", "=", "B>A", "B>>A"]},
+                               {"type": "integer", "minimum": -2, "maximum": 2}]})
 class PreferenceField(serializers.Field):
     """'A>>B' | 'A>B' | '=' | 'B>A' | 'B>>A' or an integer -2..2."""
 

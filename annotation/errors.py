@@ -78,7 +78,7 @@ def _summarise_field_errors(data: dict) -> str:
         if isinstance(messages, list):
             text = "; ".join(str(m) for m in messages if not isinstance(m, dict)) or "invalid"
         elif isinstance(messages, dict):
-            text = "invalid: " + ", ".join(sorted(messages))
+            text = "invalid: " + ", ".join(sorted(str(k) for k in messages))
         else:
             text = str(messages)
         parts.append(f"{field}: {text}")

@@ -1,6 +1,8 @@
 """Export endpoints: thin views over export_services (admin only)."""
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -40,6 +42,7 @@ class ExportCreateApi(APIView):
         test_fraction = serializers.FloatField(required=False, min_value=0, max_value=0.999)
         seed = serializers.IntegerField(required=False, min_value=0)
 
+    @extend_schema(request=InputSerializer, responses={201: ExportOutputSerializer})
     def post(self, request, batch_id: int):
         data = request.data if isinstance(request.data, dict) else {}
         self.InputSerializer(data=data).is_valid(raise_exception=True)
@@ -50,6 +53,7 @@ class ExportCreateApi(APIView):
 class ExportListApi(APIView):
     permission_classes = [IsAdminRole]
 
+    @extend_schema(responses=ExportOutputSerializer(many=True))
     def get(self, request):
         batch_id = request.query_params.get("batch")
         qs = export_services.export_list(batch_id=int(batch_id) if batch_id and batch_id.isdigit() else None)
@@ -59,6 +63,7 @@ class ExportListApi(APIView):
 class ExportDetailApi(APIView):
     permission_classes = [IsAdminRole]
 
+    @extend_schema(responses=ExportOutputSerializer)
     def get(self, request, export_id: int):
         return Response(ExportOutputSerializer(export_services.export_get(export_id=export_id)).data)
 
@@ -66,6 +71,7 @@ class ExportDetailApi(APIView):
 class ExportFileApi(APIView):
     permission_classes = [IsAdminRole]
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, export_id: int, name: str):
         snapshot = export_services.export_get(export_id=export_id)
         fh = export_services.export_open_file(snapshot=snapshot, name=name)

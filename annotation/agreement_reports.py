@@ -206,6 +206,16 @@ def _preference_distribution(data: BatchJudgments) -> dict:
         "shares": {str(v): (float(c) / total if total else None) for v, c in zip(engine.LEVEL_SCALES["five"], counts)},
         "labels": dict(zip(map(str, engine.LEVEL_SCALES["five"]), engine.LEVEL_CATEGORY_NAMES["five"])),
         "n": total,
+        "by_rater": _preference_counts_by_rater(data),
+    }
+
+
+def _preference_counts_by_rater(data: BatchJudgments) -> dict[str, dict[str, int]]:
+    raters, code = engine.factorize(data.rater)
+    table = np.bincount(code * 5 + data.preference + 2, minlength=len(raters) * 5).reshape(-1, 5)
+    return {
+        data.usernames.get(int(r), str(r)): {str(v): int(c) for v, c in zip(engine.LEVEL_SCALES["five"], row)}
+        for r, row in zip(raters.tolist(), table)
     }
 
 

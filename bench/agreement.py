@@ -15,7 +15,6 @@ baseline/ours >= 20x, report from PostgreSQL < 5 s."""
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -174,6 +173,7 @@ def _reusable_batch(marker: str) -> int | None:
 
 def _postgres_load(data: dict, marker: str) -> int:
     from _setup import bench_database
+    from export import _copy  # the export bench's COPY feeder (bench/ is on sys.path as the script's folder)
 
     n = len(data["item"])
     url = bench_database(DB_NAME)
@@ -220,18 +220,6 @@ def _postgres_load(data: dict, marker: str) -> int:
             cur.execute(f"ANALYZE {table}")
     print(f"  loaded {n:,} judgments into {url} via COPY in {time.perf_counter() - t0:.1f} s")
     return batch.pk
-
-
-def _copy(cur, table: str, columns: list[str], lines) -> None:
-    """COPY FROM STDIN in text format, fed in ~4 MB blocks."""
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buf = io.StringIO()
-        for line in lines:
-            buf.write(line)
-            if buf.tell() > 4_000_000:
-                copy.write(buf.getvalue())
-                buf = io.StringIO()
-        copy.write(buf.getvalue())
 
 
 def main() -> None:

@@ -40,7 +40,9 @@ def test_report_of_a_judged_batch(judged):
     assert {p["rater_a"] for p in report["cohen_kappa"]} <= {r.username for r in raters}
     assert len(report["cohen_kappa"]) == 3 and all(p["n"] == 12 for p in report["cohen_kappa"])
     assert sorted(r["rater"] for r in report["per_rater"]) == sorted(r.username for r in raters)
-    assert report["preference_distribution"]["n"] == 36
+    distribution = report["preference_distribution"]
+    assert distribution["n"] == 36 and sum(distribution["counts"].values()) == 36
+    assert sum(distribution["by_rater"][raters[0].username].values()) == 12
     assert report["krippendorff_alpha_ci"] is not None and report["bootstrap"]["resamples"] == BOOTSTRAP
     assert report["interpretation"]["krippendorff_alpha"] is not None
     accuracy, safety = (next(c for c in report["criteria"] if c["key"] == key) for key in ("accuracy", "safety"))

@@ -336,7 +336,7 @@ def _claim(run_id: int, task_id: str) -> TrainingRun | None:
     """Mark the run running on this host, or return None when it is not ours to run: finished,
     cancelled, already running with a live heartbeat elsewhere, or waiting on its parent."""
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().select_related("export", "parent").filter(pk=run_id).first()
+        run = TrainingRun.objects.select_for_update(of=("self",)).select_related("export", "parent").filter(pk=run_id).first()
         if run is None:
             logger.warning("training.run_missing", extra={"run_id": run_id})
             return None

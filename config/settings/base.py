@@ -174,3 +174,6 @@ for _name in ("AWS_STORAGE_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "AWS_S3_REGION_N
               "AWS_SECRET_ACCESS_KEY", "AWS_LOCATION"):
     if os.environ.get(_name):
         globals()[_name] = os.environ[_name]
+
+# Agreement reports: bootstrap resamples behind every 95% interval (seeded, so reports are reproducible).
+AGREEMENT_BOOTSTRAP_RESAMPLES = int(os.environ.get("AGREEMENT_BOOTSTRAP_RESAMPLES", 1000))

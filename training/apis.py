@@ -1,5 +1,6 @@
 """Training endpoints (admin only): list and start runs, one run with its metrics, cancel."""
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -44,6 +45,8 @@ class TrainingRunListApi(APIView):
         params = serializers.DictField(required=False, default=dict,
                                        help_text='Flat hyper-parameters, or per-kind sections such as {"ppo": {"kl_coef": 0.1}}.')
 
+    @extend_schema(parameters=[OpenApiParameter(n, str, required=False) for n in ("status", "kind", "batch", "export", "pipeline")],
+                   responses=TrainingRunOutputSerializer(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -54,6 +57,7 @@ class TrainingRunListApi(APIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TrainingRunOutputSerializer(page, many=True).data)
 
+    @extend_schema(request=InputSerializer, responses={201: TrainingRunOutputSerializer(many=True)})
     def post(self, request):
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -67,6 +71,7 @@ class TrainingRunListApi(APIView):
 class TrainingRunDetailApi(APIView):
     permission_classes = [IsAdminRole]
 
+    @extend_schema(responses={200: dict})
     def get(self, request, run_id: int):
         run = selectors.training_run_get(run_id=run_id)
         data = TrainingRunOutputSerializer(run).data
@@ -78,6 +83,7 @@ class TrainingRunDetailApi(APIView):
 class TrainingRunCancelApi(APIView):
     permission_classes = [IsAdminRole]
 
+    @extend_schema(request=None, responses={202: TrainingRunOutputSerializer, 409: dict})
     def post(self, request, run_id: int):
         run = services.run_cancel(run_id=run_id, actor=request.user)
         return Response(TrainingRunOutputSerializer(selectors.training_run_get(run_id=run.pk)).data, status=status.HTTP_202_ACCEPTED)

@@ -40,6 +40,9 @@ EXPORT_CODE_VERSION = "clinpref-export/1"
 # Rows fetched per round trip of each server-side cursor: large enough to amortise the
 # round trips, small enough to keep memory flat (a few MB of text per chunk).
 CHUNK_ROWS = 5_000
+# False: every export takes the reference path (export_write over PairVotes) even where the fast
+# trl-jsonl writer applies; for the tests and the benchmark that compare the two.
+FAST_PATH = True
 
 ProgressFn = Callable[[int, int], None]
 
@@ -154,24 +157,62 @@ def _pg_pair_rows_sql(*, summarised: bool) -> str:
     """
 
 
-def _pg_pair_rows(batch: Batch, *, summarised: bool):
-    """One row per pair, votes gathered into arrays by PostgreSQL, read through a server-side
-    cursor by a reader thread: PostgreSQL (on its own core) produces the next chunk while this
-    thread decides and writes the current one. 4x fewer rows than one per vote, and no ORM
-    converters on the hot path. Call inside a transaction (the named cursor lives in it); the
-    Django connection must not be used by anyone else until the generator is exhausted or closed."""
+def _pg_fast_rows_sql() -> str:
+    """One row per pair for exports.export_write_trl_jsonl: id, prompt hash and texts, then the
+    decision key: the votes summarised (vetoes folded with both_unacceptable, non-empty flags as
+    one JSON array) and the newest adjudication (DISTINCT ON, merge-joined: no probe per pair).
+    The texts come raw: Python's escaper costs the main thread less than to_json costs
+    PostgreSQL, the busier of the two."""
+    from .models import Completion, Prompt
+
+    t = {m.__name__: m._meta.db_table for m in (Pair, Judgment, Adjudication, Prompt, Completion)}
+    return f"""
+        SELECT p.id, pr.text_sha256, pr.text, ca.text, cb.text,
+               p.gold_preference IS NOT NULL, v.n_a, v.n_tie, v.n_b, v.pref_sum, v.veto_a, v.veto_b, v.flags,
+               adj.preference, adj.a_unsafe, adj.b_unsafe
+        FROM {t["Pair"]} p
+        JOIN {t["Prompt"]} pr ON pr.id = p.prompt_id
+        JOIN {t["Completion"]} ca ON ca.id = p.completion_a_id
+        JOIN {t["Completion"]} cb ON cb.id = p.completion_b_id
+        LEFT JOIN (
+            SELECT j.pair_id, count(*) FILTER (WHERE j.preference < 0) AS n_a,
+                   count(*) FILTER (WHERE j.preference = 0) AS n_tie, count(*) FILTER (WHERE j.preference > 0) AS n_b,
+                   sum(j.preference) AS pref_sum, bool_or(j.a_unsafe OR j.both_unacceptable) AS veto_a,
+                   bool_or(j.b_unsafe OR j.both_unacceptable) AS veto_b,
+                   (jsonb_agg(j.flags) FILTER (WHERE j.flags <> '{{}}'::jsonb))::text AS flags
+            FROM {t["Judgment"]} j
+            WHERE j.batch_id = %(batch)s AND j.is_current
+            GROUP BY j.pair_id
+        ) v ON v.pair_id = p.id
+        LEFT JOIN (
+            SELECT DISTINCT ON (a.pair_id) a.pair_id, a.preference, a.a_unsafe, a.b_unsafe
+            FROM {t["Adjudication"]} a JOIN {t["Pair"]} ap ON ap.id = a.pair_id
+            WHERE ap.batch_id = %(batch)s
+            ORDER BY a.pair_id, a.created_at DESC, a.id DESC
+        ) adj ON adj.pair_id = p.id
+        WHERE p.batch_id = %(batch)s
+        ORDER BY p.id
+    """
+
+
+def _pg_chunks(sql: str, params: dict, *, name: str):
+    """Lists of rows of `sql` through a server-side cursor read by a reader thread: PostgreSQL
+    (on its own core) produces the next chunk while this thread decides and writes the current
+    one, and no ORM converter runs on the hot path. Call inside a transaction (the named cursor
+    lives in it); the Django connection must not be used by anyone else until the generator is
+    exhausted or closed."""
     import queue
     import threading
 
     connection.ensure_connection()
-    cur = connection.connection.cursor(name=f"export_pairs_{batch.pk}")
+    cur = connection.connection.cursor(name=name)
     chunks: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     done = object()
 
     def read():
         try:
-            cur.execute(_pg_pair_rows_sql(summarised=summarised), {"batch": batch.pk})
+            cur.execute(sql, params)
             while not stop.is_set():
                 rows = cur.fetchmany(CHUNK_ROWS)
                 while not stop.is_set():
@@ -194,11 +235,19 @@ def _pg_pair_rows(batch: Batch, *, summarised: bool):
                 break
             if isinstance(item, BaseException):
                 raise item
-            yield from item
+            yield item
     finally:
         stop.set()
         reader.join()
         cur.close()
+
+
+def _pg_pair_rows(batch: Batch, *, summarised: bool):
+    """One row per pair, votes gathered into arrays (or summaries) by PostgreSQL: 4x fewer rows
+    than one per vote."""
+    for chunk in _pg_chunks(_pg_pair_rows_sql(summarised=summarised), {"batch": batch.pk},
+                            name=f"export_pairs_{batch.pk}"):
+        yield from chunk
 
 
 def _pairs_stream(batch: Batch, *, per_vote: bool, veto_flags: tuple[str, ...], backend: str | None = None):
@@ -218,8 +267,15 @@ def _prompt_keys(batch: Batch, *, include_calibration: bool) -> np.ndarray:
     qs = Pair.objects.filter(batch=batch)
     if not include_calibration:
         qs = qs.filter(gold_preference__isnull=True)
-    keys = array.array("q", (exports.prompt_key_from_sha256(sha) for sha in
-                             qs.values_list("prompt__text_sha256", flat=True).distinct().iterator(chunk_size=CHUNK_ROWS)))
+    # One key per pair, repeats included (the split takes the distinct ones): no DISTINCT sort
+    # in the database, and raw rows rather than the ORM iterator for a million of them.
+    sql, sql_params = qs.values_list("prompt__text_sha256").query.sql_with_params()
+    keys = array.array("q")
+    key = exports.prompt_key_from_sha256
+    with connection.cursor() as cur:
+        cur.execute(sql, sql_params)
+        while rows := cur.fetchmany(CHUNK_ROWS):
+            keys.extend([key(sha) for (sha,) in rows])
     return np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, dtype=np.int64)
 
 
@@ -250,6 +306,14 @@ def _raters_outside_specialties(batch: Batch, specialties: tuple[str, ...]) -> f
     return frozenset(raters) - frozenset(allowed)
 
 
+def _fast_path_applies(params: exports.ExportParams, *, per_vote: bool) -> bool:
+    """Whether exports.export_write_trl_jsonl can write this export: PostgreSQL, trl-jsonl alone,
+    votes summarised in the database. It writes the same bytes as export_write (tests compare);
+    FAST_PATH = False forces the reference path (tests, bench/export.py --reference)."""
+    return (FAST_PATH and connection.vendor == "postgresql" and params.formats == ("trl-jsonl",) and not per_vote
+            and not params.needs_vote_prepass)
+
+
 class _ReadSnapshot:
     """One consistent view of the batch for every query of the export. On PostgreSQL outside
     any transaction, REPEATABLE READ makes the pre-pass, the split and the main pass see the
@@ -263,6 +327,11 @@ class _ReadSnapshot:
         if set_isolation:
             with connection.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                # The export's plans cost enough to trigger JIT compilation, which spends seconds
+                # of CPU on streaming nested-loop plans that gain nothing from it.
+                cur.execute("SET LOCAL jit = off")
         return self
 
     def __exit__(self, *exc):
@@ -310,11 +379,17 @@ def _build(*, batch: Batch, params: exports.ExportParams, out_dir: str, progress
                 extra["dawid_skene"] = ds.summary()
             del pair_ids, rater_ids, dirs, prompt_keys
         per_vote = bool(excluded) or params.rater_disjoint_test or params.policy == "dawid_skene"
+        on_progress = (lambda done: progress(done, total)) if progress else None
+        if _fast_path_applies(params, per_vote=per_vote):
+            chunks = _pg_chunks(_pg_fast_rows_sql(), {"batch": batch.pk}, name=f"export_fast_{batch.pk}")
+            result = exports.export_write_trl_jsonl(chunks, params, out_dir, batch_id=batch.pk,
+                                                    test_prompts=test_prompts, progress=on_progress)
+            return {"result": result, "extra": extra}
         pairs = _pairs_stream(batch, per_vote=per_vote, veto_flags=params.veto_flags)
         result = exports.export_write(
             pairs, params, out_dir, test_prompts=test_prompts, test_raters=test_raters,
             excluded_raters=excluded, ds=ds,
-            progress=(lambda done: progress(done, total)) if progress else None,
+            progress=on_progress,
         )
     return {"result": result, "extra": extra}
 
@@ -325,8 +400,17 @@ def _save_to_storage(*, local_path: str, name: str) -> str:
     if default_storage.exists(name):
         default_storage.delete(name)
     with open(local_path, "rb") as fh:
-        saved = default_storage.save(name, File(fh, name=os.path.basename(name)))
+        saved = default_storage.save(name, _FinishedLocalFile(fh, name=os.path.basename(name)))
     return saved
+
+
+class _FinishedLocalFile(File):
+    """A complete file in our temporary folder, which is deleted afterwards: FileSystemStorage
+    moves a file that has a temporary_file_path (a rename on the same filesystem) instead of
+    copying it; a 500 MB export need not be written twice. Other storages read it as usual."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
 
 
 def export_create(
@@ -389,11 +473,11 @@ def export_create(
                 local = os.path.join(tmp, name)
                 with open(local, "w", encoding="utf-8", newline="\n") as fh:
                     fh.write(text)
+                sha256, size = exports.file_sha256(local), os.path.getsize(local)  # before the storage moves it
                 path = _save_to_storage(local_path=local, name=f"{prefix}/{name}")
                 saved.append(path)
-                files.append({"name": name, "sha256": exports.file_sha256(local), "rows": None,
-                              "bytes": os.path.getsize(local), "format": name.rsplit(".", 1)[1], "split": None,
-                              "path": path})
+                files.append({"name": name, "sha256": sha256, "rows": None, "bytes": size,
+                              "format": name.rsplit(".", 1)[1], "split": None, "path": path})
             snapshot = ExportSnapshot.objects.create(
                 batch=batch, version=version, params=p.to_dict(), params_sha256=p.sha256(),
                 manifest=manifest, files=files, created_by=created_by if created_by and created_by.is_authenticated else None,

@@ -172,8 +172,7 @@ def _reusable_batch(marker: str) -> int | None:
 
 
 def _postgres_load(data: dict, marker: str) -> int:
-    from _setup import bench_database
-    from export import _copy  # the export bench's COPY feeder (bench/ is on sys.path as the script's folder)
+    from _setup import bench_database, copy_rows  # bench/ is on sys.path as the script's folder
 
     n = len(data["item"])
     url = bench_database(DB_NAME)
@@ -198,17 +197,17 @@ def _postgres_load(data: dict, marker: str) -> int:
     crit = ["accuracy", "safety", "completeness", "evidence", "communication"]
     with connection.cursor() as django_cur:
         cur = django_cur.cursor
-        _copy(cur, "annotation_pair", ["id", "batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id",
+        copy_rows(cur, "annotation_pair", ["id", "batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id",
                                        "fingerprint", "gold_preference", "metadata", "open_slots", "judgments_count"],
               (f"{i}\t{batch.pk}\t{prompt.pk}\t{ca.pk}\t{cb.pk}\tp{i}\t{i:064x}\t{gold.get(i, NULL)}\t{{}}\t0\t{PER_ITEM}\n"
                for i in range(1, n_items + 1)))
         items, raters, prefs = data["item"].tolist(), user_id[data["rater"]].tolist(), data["preference"].tolist()
         shown = ["t" if s else "f" for s in data["a_shown_first"].tolist()]
         times = data["time_ms"].astype(np.int64).tolist()
-        _copy(cur, "annotation_assignment", ["id", "pair_id", "rater_id", "batch_id", "a_shown_first", "status",
+        copy_rows(cur, "annotation_assignment", ["id", "pair_id", "rater_id", "batch_id", "a_shown_first", "status",
                                              "is_calibration", "leased_at", "expires_at", "finished_at", "skip_reason"],
               (f"{j + 1}\t{items[j]}\t{raters[j]}\t{batch.pk}\t{shown[j]}\tsubmitted\tf\t{now}\t{now}\t{now}\t\n" for j in range(n)))
-        _copy(cur, "annotation_judgment", ["id", "assignment_id", "pair_id", "batch_id", "rater_id", "revision",
+        copy_rows(cur, "annotation_judgment", ["id", "assignment_id", "pair_id", "batch_id", "rater_id", "revision",
                                            "supersedes_id", "is_current", "preference", "criteria", "flags", "a_unsafe",
                                            "b_unsafe", "both_unacceptable", "harm_severity", "error_spans", "rationale",
                                            "time_spent_ms", "a_shown_first", "idempotency_key", "created_at"],

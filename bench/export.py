@@ -1,9 +1,11 @@
 """Export throughput and memory: N judged pairs (3 current judgments each) in PostgreSQL,
-exported as streaming JSONL by export_create, against a naive ORM loop in the same run.
+exported as streaming JSONL by export_create (its fast trl-jsonl path), against the general
+reference path (whose files must have the same SHA-256) and a naive ORM loop in the same run.
 
     .venv/bin/python bench/export.py                 # 1,000,000 pairs (loads once, ~10M rows via COPY)
     .venv/bin/python bench/export.py --n 50000       # quick run
     .venv/bin/python bench/export.py --naive-seconds 30
+    .venv/bin/python bench/export.py --no-reference  # skip the general path (it runs by default)
 
 Prints rows/s and peak RSS of each side (each runs in its own child process, so each peak
 is its own), and the ratio. Targets: >= 100,000 rows/s and < 300 MB RSS for the export.
@@ -17,7 +19,6 @@ BENCH_DATABASE_URL) is dropped and recreated when N changes; bounded: N <= 2,000
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
@@ -29,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # when imported rather than run as a script
+from _setup import copy_rows  # noqa: E402
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/clinpref_bench_export"
 MAX_N = 2_000_000
 RATERS = 3
@@ -63,18 +66,6 @@ def _recreate_database(url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _copy(cur, table: str, columns: list[str], lines) -> None:
-    """COPY FROM STDIN in text format, fed in ~4 MB blocks built from generated lines."""
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buf = io.StringIO()
-        for line in lines:
-            buf.write(line)
-            if buf.tell() > 4_000_000:
-                copy.write(buf.getvalue())
-                buf = io.StringIO()
-        copy.write(buf.getvalue())
 
 
 def phase_load(url: str, n: int) -> int:
@@ -117,16 +108,16 @@ def phase_load(url: str, n: int) -> int:
 
     with connection.cursor() as django_cur:
         cur = django_cur.cursor  # the psycopg cursor: COPY support
-        _copy(cur, "annotation_prompt", ["id", "text", "text_sha256", "external_id", "specialty_id", "metadata", "created_at"],
+        copy_rows(cur, "annotation_prompt", ["id", "text", "text_sha256", "external_id", "specialty_id", "metadata", "created_at"],
               (f"{i}\t{prompt_text.format(i=i)}\t{hashlib.sha256(str(i).encode()).hexdigest()}\t\t{spec.pk}\t{{}}\t{now}\n"
                for i in range(1, n + 1)))
-        _copy(cur, "annotation_completion", ["id", "prompt_id", "text", "model_name", "model_version", "external_id"],
+        copy_rows(cur, "annotation_completion", ["id", "prompt_id", "text", "model_name", "model_version", "external_id"],
               (f"{2 * i - 1 + k}\t{i}\t{(a_text if k == 0 else b_text).format(i=i)}\tmodel-{'ab'[k]}\t1\t\n"
                for i in range(1, n + 1) for k in (0, 1)))
-        _copy(cur, "annotation_pair", ["id", "batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id",
+        copy_rows(cur, "annotation_pair", ["id", "batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id",
                                        "fingerprint", "gold_preference", "metadata", "open_slots", "judgments_count"],
               (f"{i}\t{batch.pk}\t{i}\t{2 * i - 1}\t{2 * i}\t\t{i:064x}\t\\N\t{{}}\t0\t{RATERS}\n" for i in range(1, n + 1)))
-        _copy(cur, "annotation_assignment", ["id", "pair_id", "rater_id", "batch_id", "a_shown_first", "status",
+        copy_rows(cur, "annotation_assignment", ["id", "pair_id", "rater_id", "batch_id", "a_shown_first", "status",
                                              "is_calibration", "leased_at", "expires_at", "finished_at", "skip_reason"],
               (f"{(i - 1) * RATERS + r + 1}\t{i}\t{raters[r]}\t{batch.pk}\t{'t' if i % 2 else 'f'}\tsubmitted\tf\t{now}\t{now}\t{now}\t\n"
                for i in range(1, n + 1) for r in range(RATERS)))
@@ -140,7 +131,7 @@ def phase_load(url: str, n: int) -> int:
             return (f"{jid}\t{jid}\t{i}\t{batch.pk}\t{raters[r]}\t1\t\\N\tt\t{pref}\t{{}}\t{flags}\t{a_unsafe}\tf\tf\tnone\t[]\t\t"
                     f"30000\t{'t' if i % 2 else 'f'}\tbench-{jid}\t{now}\n")
 
-        _copy(cur, "annotation_judgment", ["id", "assignment_id", "pair_id", "batch_id", "rater_id", "revision",
+        copy_rows(cur, "annotation_judgment", ["id", "assignment_id", "pair_id", "batch_id", "rater_id", "revision",
                                            "supersedes_id", "is_current", "preference", "criteria", "flags", "a_unsafe",
                                            "b_unsafe", "both_unacceptable", "harm_severity", "error_spans", "rationale",
                                            "time_spent_ms", "a_shown_first", "idempotency_key", "created_at"],
@@ -153,11 +144,15 @@ def phase_load(url: str, n: int) -> int:
     return batch.pk
 
 
-def phase_stream(url: str, batch_id: int) -> dict:
+def phase_stream(url: str, batch_id: int, *, reference: bool = False) -> dict:
+    """export_create on its fast path (PostgreSQL, trl-jsonl alone), or with reference=True on the
+    general path (export_write over PairVotes) that the fast one must match byte for byte."""
     _setup_django(url)
     from django.conf import settings
 
     from annotation import export_services
+
+    export_services.FAST_PATH = not reference
 
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="bench-export-media-")
     rss0 = _peak_rss_mb()
@@ -171,7 +166,8 @@ def phase_stream(url: str, batch_id: int) -> dict:
 
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
     return {"pairs": pairs, "rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed,
-            "pairs_per_s": pairs / elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss0}
+            "pairs_per_s": pairs / elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss0,
+            "sha256": {f["name"]: f["sha256"] for f in snap.files if f["rows"] is not None}}
 
 
 def phase_naive(url: str, batch_id: int, max_seconds: float, max_rows: int) -> dict:
@@ -222,12 +218,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="judged pairs (3 judgments each)")
     parser.add_argument("--naive-seconds", type=float, default=20.0)
     parser.add_argument("--naive-rows", type=int, default=200_000, help="cap on pairs the naive loop reads")
-    parser.add_argument("--phase", choices=["stream", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the run of the general (reference) export path")
+    parser.add_argument("--phase", choices=["stream", "reference", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    if args.phase == "stream":
-        print(json.dumps(phase_stream(url, args.batch)))
+    if args.phase in ("stream", "reference"):
+        print(json.dumps(phase_stream(url, args.batch, reference=args.phase == "reference")))
         return
     if args.phase == "naive":
         print(json.dumps(phase_naive(url, args.batch, args.naive_seconds, args.naive_rows)))
@@ -235,14 +233,24 @@ def main() -> None:
     if not 1 <= args.n <= MAX_N:
         raise SystemExit(f"--n must be in [1, {MAX_N:,}]")
     batch_id = phase_load(url, args.n)
+    load_before = os.getloadavg()
     stream = _child(["--phase", "stream", "--batch", str(batch_id)])
+    reference = None if args.no_reference else _child(["--phase", "reference", "--batch", str(batch_id)])
     naive = _child(["--phase", "naive", "--batch", str(batch_id), "--naive-seconds", str(args.naive_seconds),
                     "--naive-rows", str(args.naive_rows)])
-    print(f"PostgreSQL, {args.n:,} judged pairs x {RATERS} judgments, {os.cpu_count()} CPUs")
+    load_after = os.getloadavg()
+    print(f"PostgreSQL, {args.n:,} judged pairs x {RATERS} judgments, {os.cpu_count()} CPUs; load average "
+          f"(1/5/15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before, {'/'.join(f'{x:.2f}' for x in load_after)} after")
     print(f"export_create (streaming, trl-jsonl train+test, sha256, storage save; agreement report off): {stream['rows']:,} rows from "
           f"{stream['pairs']:,} pairs in {stream['seconds']:.1f}s = {stream['rows_per_s']:,.0f} rows/s "
           f"({stream['pairs_per_s']:,.0f} pairs/s); peak RSS {stream['peak_rss_mb']:.0f} MB "
           f"(process baseline {stream['rss_before_mb']:.0f} MB)")
+    if reference is not None:
+        same = reference["sha256"] == stream["sha256"]
+        print(f"reference path (export_write over PairVotes, same export): {reference['rows']:,} rows in "
+              f"{reference['seconds']:.1f}s = {reference['rows_per_s']:,.0f} rows/s; peak RSS {reference['peak_rss_mb']:.0f} MB; "
+              f"fast/reference {stream['rows_per_s'] / max(reference['rows_per_s'], 1e-9):.2f}x; "
+              f"files {'byte-identical (same SHA-256)' if same else 'DIFFER'}")
     frac = naive["pairs"] / args.n
     naive_rss_full = naive["rss_before_mb"] + (naive["peak_rss_mb"] - naive["rss_before_mb"]) / max(frac, 1e-9)
     label = f"stopped after {naive['pairs']:,} pairs ({frac:.1%} of N); " if naive["capped"] else ""

@@ -215,3 +215,74 @@ def transaction_atomic():
     from django.db import transaction
 
     return transaction.atomic()
+
+
+TRICKY = 'Quote " backslash \\ newline \n tab \t ctrl \x01\x1f del \x7f 50% {brace} é 🙂 \u2028 end'
+
+
+def _edge_case_batch(admin_user):
+    """Ties, splits, vetoes of every kind, adjudications (newest wins, one unsafe), a calibration
+    item, a pair without current votes, a superseded vote, and texts/flags that need escaping."""
+    from annotation.models import Judgment, Pair
+
+    batch, pairs, raters = factories.judged_batch(n_pairs=24, seed=13, agreement=0.5)
+    j = lambda pair, rater: Judgment.objects.filter(pair=pair, rater=rater)  # noqa: E731
+    j(pairs[0], raters[0]).update(b_unsafe=True, flags={"a": ["hallucination"], "b": ["50%_{odd}"]})
+    j(pairs[1], raters[1]).update(flags={"b": ["unsafe_advice"]})
+    Adjudication.objects.create(pair=pairs[2], decided_by=admin_user, preference=2, note="old")
+    Adjudication.objects.create(pair=pairs[2], decided_by=admin_user, preference=0, a_unsafe=True, note="new")
+    Adjudication.objects.create(pair=pairs[3], decided_by=admin_user, preference=-1, note="n")
+    j(pairs[4], raters[2]).update(both_unacceptable=True)
+    Judgment.objects.filter(pair=pairs[5]).update(preference=0)
+    for rater, pref in zip(raters, (-1, 0, 1)):
+        j(pairs[6], rater).update(preference=pref)
+    Pair.objects.filter(pk=pairs[7].pk).update(gold_preference=1)
+    Judgment.objects.filter(pair=pairs[8]).update(is_current=False)
+    j(pairs[9], raters[0]).update(is_current=False)
+    Judgment.objects.filter(pair=pairs[10]).update(preference=-2, flags={"b": ["outdated_guidance"]})
+    for text, obj in ((TRICKY, pairs[10].prompt), (TRICKY + " A", pairs[10].completion_a),
+                      ("%s %d {0} " + TRICKY, pairs[10].completion_b)):
+        obj.text = text
+        obj.save(update_fields=["text"])
+    return batch
+
+
+@pytest.mark.parametrize("params", [
+    {"policy": "majority", "test_fraction": 0.3},
+    {"policy": "majority", "ties": "keep", "test_fraction": 0.3, "seed": 3},
+    {"policy": "majority", "adjudication_override": False, "test_fraction": 0},
+    {"policy": "unanimous", "ties": "keep", "test_fraction": 0.25},
+    {"policy": "min_agreement", "min_agreement": 3, "test_fraction": 0.3, "veto_flags": []},
+    {"policy": "adjudicated", "ties": "keep", "test_fraction": 0.3},
+    {"policy": "majority", "min_votes": 3, "include_calibration": True, "test_fraction": 0.3},
+])
+def test_fast_trl_jsonl_path_writes_the_reference_bytes(admin_user, monkeypatch, params):
+    """PostgreSQL's fast trl-jsonl writer (memoised decisions, texts escaped by the database)
+    against the reference path (export_write over PairVotes): same bytes, same counts."""
+    from django.db import connection
+
+    from annotation import exports
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the fast path is PostgreSQL only")
+    batch = _edge_case_batch(admin_user)
+    fast_calls = []
+    real_fast = exports.export_write_trl_jsonl
+    monkeypatch.setattr(exports, "export_write_trl_jsonl", lambda *a, **kw: fast_calls.append(1) or real_fast(*a, **kw))
+    params = {"formats": ["trl-jsonl"], **params}
+    snaps = {}
+    for fast in (True, False):
+        monkeypatch.setattr(export_services, "FAST_PATH", fast)
+        snaps[fast] = export_services.export_create(batch=batch, params=params, created_by=admin_user,
+                                                    include_agreement=False)
+    assert fast_calls == [1]
+    fast, ref = snaps[True], snaps[False]
+    data = lambda s: [f for f in s.files if f["rows"] is not None]  # noqa: E731
+    assert [(f["name"], f["sha256"], f["rows"], f["bytes"]) for f in data(fast)] == \
+        [(f["name"], f["sha256"], f["rows"], f["bytes"]) for f in data(ref)]
+    assert all(read(fast, f["name"]) == read(ref, f["name"]) for f in data(ref))
+    for key in ("counts", "dropped", "excluded_votes"):
+        assert fast.manifest[key] == ref.manifest[key], key
+    # split on "\n" only: str.splitlines would also cut at the raw U+2028 that JSON allows.
+    rows = [json.loads(line) for f in data(ref) for line in read(ref, f["name"]).decode().split("\n") if line]
+    assert rows and (any(TRICKY in r["prompt"] for r in rows) or params["policy"] == "adjudicated")

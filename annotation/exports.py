@@ -497,7 +497,11 @@ def dawid_skene(
 # --- split ---------------------------------------------------------------------------------
 
 def _seeded_subset(keys: Iterable[int], fraction: float, seed: int, salt: int) -> frozenset[int]:
-    keys = np.unique(np.fromiter(keys, dtype=np.int64))
+    # An array as it is (fromiter would walk a million keys one numpy scalar at a time), and the
+    # distinct keys by sorting: np.unique's hash table costs ~50 MB more at a million keys.
+    keys = np.sort(np.asarray(keys, dtype=np.int64) if isinstance(keys, np.ndarray) else np.fromiter(keys, dtype=np.int64))
+    if len(keys) > 1:
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     if fraction <= 0 or len(keys) == 0:
         return frozenset()
     n = int(round(fraction * len(keys)))
@@ -825,7 +829,7 @@ def export_write(
 
 
 # Row layout of export_write_trl_jsonl: these leading columns, then the decision key.
-FAST_ROW_COLUMNS = ("pair_id", "prompt_sha256", "prompt", "response_a", "response_b")
+FAST_ROW_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 FAST_KEY_COLUMNS = ("is_calibration", "n_a", "n_tie", "n_b", "preference_sum", "veto_a", "veto_b", "flags_json",
                     "adj_preference", "adj_a_unsafe", "adj_b_unsafe")
 # Distinct decision keys held at once; beyond it the memo starts over (memory stays flat on odd data).
@@ -893,7 +897,7 @@ def export_write_trl_jsonl(
     out_dir: str,
     *,
     batch_id: int,
-    test_prompts: frozenset[int] = frozenset(),
+    test_pairs: frozenset[int] = frozenset(),
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """export_write for formats == ("trl-jsonl",) with database-summarised votes, byte for byte,
@@ -902,7 +906,9 @@ def export_write_trl_jsonl(
     template (triple_json_template) that takes the escaped texts with one %; each chunk is
     joined once, then written and hashed by a thread (no second read for the SHA-256).
 
-    chunks: lists of rows in pair id order, each FAST_ROW_COLUMNS + FAST_KEY_COLUMNS."""
+    chunks: lists of rows in pair id order, each FAST_ROW_COLUMNS + FAST_KEY_COLUMNS.
+    test_pairs: ids of the pairs on the test side (those whose prompt key is in the
+    split_test_prompts set that export_write would be given)."""
     if params.formats != ("trl-jsonl",) or params.needs_vote_prepass or params.rater_disjoint_test:
         raise ValueError("export_write_trl_jsonl handles trl-jsonl alone, without rater filters or Dawid-Skene")
     splits = ("train", "test") if params.test_fraction > 0 else ("train",)
@@ -913,7 +919,6 @@ def export_write_trl_jsonl(
     # memo entry: [template or None, chosen column, rejected column, train count, test count, decision]
     memo: dict[tuple, list] = {}
     retired: list[list] = []
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
     esc = _json_str
     n_pairs = 0
     try:
@@ -921,7 +926,7 @@ def export_write_trl_jsonl(
             lines = {s: [] for s in splits}
             train, test = lines["train"], lines.get("test")
             for row in chunk:
-                key = row[5:]
+                key = row[4:]
                 e = memo.get(key)
                 if e is None:
                     if len(memo) >= _FAST_MEMO_MAX:
@@ -930,16 +935,15 @@ def export_write_trl_jsonl(
                     d = decision_from_key(key, params, batch_id)
                     is_triple = d.outcome in ("a", "b")
                     e = memo[key] = [triple_json_template(d, batch_id) if is_triple else None,
-                                     3 if d.outcome == "a" else 4, 4 if d.outcome == "a" else 3, 0, 0, d]
-                # prompt_key_from_sha256, inlined: this loop runs once per pair.
-                if test_prompts and (from_bytes(blake2b(row[1].encode(), digest_size=8).digest(), "big") >> 1) in test_prompts:
+                                     2 if d.outcome == "a" else 3, 3 if d.outcome == "a" else 2, 0, 0, d]
+                if row[0] in test_pairs:
                     e[4] += 1
                     out = test
                 else:
                     e[3] += 1
                     out = train
                 if e[0] is not None:
-                    out.append(e[0] % (esc(row[e[1]]), row[0], esc(row[2]), esc(row[e[2]])))
+                    out.append(e[0] % (esc(row[e[1]]), row[0], esc(row[1]), esc(row[e[2]])))
             for s in splits:
                 if lines[s]:
                     data = ("\n".join(lines[s]) + "\n").encode()

@@ -46,6 +46,20 @@ def _setup_django(url: str) -> None:
     django.setup()
 
 
+def _cpu_seconds(backend_pid: int | None) -> tuple[float, float | None]:
+    """(this process's user+sys CPU, the PostgreSQL backend's when it runs on this machine):
+    steadier than wall time on a shared machine."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    backend = None
+    if backend_pid:
+        try:
+            fields = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            backend = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, IndexError, ValueError):
+            backend = None
+    return ru.ru_utime + ru.ru_stime, backend
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -153,13 +167,20 @@ def phase_stream(url: str, batch_id: int, *, reference: bool = False) -> dict:
     from annotation import export_services
 
     export_services.FAST_PATH = not reference
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend_pid = cur.fetchone()[0]
 
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="bench-export-media-")
     rss0 = _peak_rss_mb()
+    cpu0 = _cpu_seconds(backend_pid)
     t0 = time.perf_counter()
     snap = export_services.export_create(batch=batch_id, params={"formats": ["trl-jsonl"], "test_fraction": 0.1},
                                          created_by=None, include_agreement=False)
     elapsed = time.perf_counter() - t0
+    cpu1 = _cpu_seconds(backend_pid)
     rows = sum(f["rows"] or 0 for f in snap.files)
     pairs = snap.manifest["counts"]["pairs"]
     import shutil
@@ -167,7 +188,8 @@ def phase_stream(url: str, batch_id: int, *, reference: bool = False) -> dict:
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
     return {"pairs": pairs, "rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed,
             "pairs_per_s": pairs / elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss0,
-            "sha256": {f["name"]: f["sha256"] for f in snap.files if f["rows"] is not None}}
+            "sha256": {f["name"]: f["sha256"] for f in snap.files if f["rows"] is not None},
+            "cpu_s": cpu1[0] - cpu0[0], "db_cpu_s": None if cpu1[1] is None else cpu1[1] - cpu0[1]}
 
 
 def phase_naive(url: str, batch_id: int, max_seconds: float, max_rows: int) -> dict:
@@ -204,6 +226,11 @@ def phase_naive(url: str, batch_id: int, max_seconds: float, max_rows: int) -> d
     elapsed = time.perf_counter() - t0
     return {"pairs": len(by_pair), "rows": rows, "seconds": elapsed, "pairs_per_s": len(by_pair) / elapsed,
             "rows_per_s": rows / elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss0, "capped": capped}
+
+
+def _cpu_text(side: dict) -> str:
+    db = "" if side["db_cpu_s"] is None else f" + PostgreSQL backend {side['db_cpu_s']:.1f}s"
+    return f"CPU: export process {side['cpu_s']:.1f}s{db}"
 
 
 def _child(args: list[str]) -> dict:
@@ -244,12 +271,12 @@ def main() -> None:
     print(f"export_create (streaming, trl-jsonl train+test, sha256, storage save; agreement report off): {stream['rows']:,} rows from "
           f"{stream['pairs']:,} pairs in {stream['seconds']:.1f}s = {stream['rows_per_s']:,.0f} rows/s "
           f"({stream['pairs_per_s']:,.0f} pairs/s); peak RSS {stream['peak_rss_mb']:.0f} MB "
-          f"(process baseline {stream['rss_before_mb']:.0f} MB)")
+          f"(process baseline {stream['rss_before_mb']:.0f} MB); {_cpu_text(stream)}")
     if reference is not None:
         same = reference["sha256"] == stream["sha256"]
         print(f"reference path (export_write over PairVotes, same export): {reference['rows']:,} rows in "
               f"{reference['seconds']:.1f}s = {reference['rows_per_s']:,.0f} rows/s; peak RSS {reference['peak_rss_mb']:.0f} MB; "
-              f"fast/reference {stream['rows_per_s'] / max(reference['rows_per_s'], 1e-9):.2f}x; "
+              f"{_cpu_text(reference)}; fast/reference {stream['rows_per_s'] / max(reference['rows_per_s'], 1e-9):.2f}x; "
               f"files {'byte-identical (same SHA-256)' if same else 'DIFFER'}")
     frac = naive["pairs"] / args.n
     naive_rss_full = naive["rss_before_mb"] + (naive["peak_rss_mb"] - naive["rss_before_mb"]) / max(frac, 1e-9)

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from .assignment import JudgmentInput, judgment_submit, pair_lease_next
 from .importing import pairs_import
-from .models import Batch, Role
+from .models import Batch, Pair, Role
 from .services import batch_create, batch_open, rater_create, specialty_get_or_create
 
 User = get_user_model()
@@ -26,12 +26,22 @@ SIMULATED = [f"sim_cardiologist_{i}" for i in (1, 2, 3)]
 
 
 def demo_lines(specialty: str) -> list[str]:
+    """The demo file puts the physician answer first; which side is "A" in a real batch is
+    arbitrary, so half the pairs are swapped (seeded) or every label would say "A better"."""
+    rng = random.Random(f"demo-{specialty}")
     lines = []
     for raw in DEMO_FILE.read_text(encoding="utf-8").splitlines():
-        if raw.strip():
-            row = json.loads(raw)
-            if row.get("specialty") == specialty:
-                lines.append(json.dumps(row))
+        if not raw.strip():
+            continue
+        row = json.loads(raw)
+        if row.get("specialty") != specialty:
+            continue
+        if rng.random() < 0.5:
+            row["response_a"], row["response_b"] = row["response_b"], row["response_a"]
+            row["model_a"], row["model_b"] = row["model_b"], row["model_a"]
+            if "gold_preference" in row:
+                row["gold_preference"] = {"A>B": "B>A", "A>>B": "B>>A"}[row["gold_preference"]]
+        lines.append(json.dumps(row))
     return lines
 
 
@@ -77,17 +87,19 @@ def _simulate_raters(*, batch: Batch, seed: int = 7) -> None:
         n = 0
         while (assignment := pair_lease_next(rater=user, batch_id=batch.pk, rng=rng)) is not None:
             n += 1
-            # Mostly prefer the physician answer, strongly so when the other has a clinical error.
-            weakness = assignment.pair.metadata.get("weakness", "")
-            physician_first = assignment.a_shown_first
+            pair = Pair.objects.select_related("completion_a").get(pk=assignment.pair_id)
+            physician_is_a = pair.completion_a.model_name == "physician-reference"
+            physician_slot = 1 if physician_is_a == assignment.a_shown_first else 2
+            other_slot = 3 - physician_slot
+            # Mostly prefer the physician's answer, strongly when the other has a clinical error.
             roll = rng.random()
-            if roll < 0.12:
+            if roll < 0.04:
                 display = "="
-            elif roll < 0.22:
-                display = "2>1" if physician_first else "1>2"
+            elif roll < 0.07:
+                display = f"{other_slot}>{physician_slot}"
             else:
-                strong = weakness == "clinical_error" and rng.random() < 0.7
-                display = ("1>>2" if strong else "1>2") if physician_first else ("2>>1" if strong else "2>1")
+                strong = pair.metadata.get("weakness") == "clinical_error" and rng.random() < 0.8
+                display = f"{physician_slot}{'>>' if strong else '>'}{other_slot}"
             judgment_submit(assignment_id=assignment.pk, rater=user, data=JudgmentInput(
                 preference=display, idempotency_key=f"demo-{username}-{assignment.pk}",
                 rationale="Simulated demo judgment.", time_spent_ms=rng.randint(20_000, 120_000),

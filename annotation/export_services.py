@@ -357,6 +357,9 @@ def _build(*, batch: Batch, params: exports.ExportParams, out_dir: str, progress
         excluded = by_specialty
         if by_specialty:
             extra["excluded_raters_specialty"] = sorted(by_specialty)
+        # The fast path never filters raters by kappa, so `excluded` is final for it here.
+        fast = _fast_path_applies(params, per_vote=bool(excluded) or params.rater_disjoint_test
+                                  or params.policy == "dawid_skene")
         test_prompts: frozenset[int] = frozenset()
         test_pairs: frozenset[int] = frozenset()
         if params.test_fraction > 0:
@@ -364,13 +367,14 @@ def _build(*, batch: Batch, params: exports.ExportParams, out_dir: str, progress
             test_prompts = exports.split_test_prompts(
                 keys if params.include_calibration or not calibration.any() else keys[~calibration],
                 test_fraction=params.test_fraction, seed=params.seed)
-            # The same split by pair id, for the fast path: a set lookup per pair instead of a hash.
-            # searchsorted rather than isin: a third of isin's temporary memory at a million pairs.
-            test_sorted = np.sort(np.fromiter(test_prompts, dtype=np.int64, count=len(test_prompts)))
-            slot = np.minimum(np.searchsorted(test_sorted, keys), max(len(test_sorted) - 1, 0))
-            in_test = test_sorted[slot] == keys if len(test_sorted) else np.zeros(len(keys), dtype=bool)
-            test_pairs = frozenset(pair_ids[in_test].tolist())
-            del pair_ids, keys, calibration, test_sorted, slot, in_test
+            if fast and test_prompts:
+                # The same split by pair id, for the fast path: a set lookup per pair, not a hash.
+                # searchsorted rather than isin: a third of isin's temporary memory at 1M pairs.
+                test_sorted = np.sort(np.fromiter(test_prompts, dtype=np.int64, count=len(test_prompts)))
+                slot = np.minimum(np.searchsorted(test_sorted, keys), len(test_sorted) - 1)
+                test_pairs = frozenset(pair_ids[test_sorted[slot] == keys].tolist())
+                del test_sorted, slot
+            del pair_ids, keys, calibration
         test_raters: frozenset[int] = frozenset()
         if params.rater_disjoint_test:
             raters = Judgment.objects.filter(batch=batch, is_current=True).values_list("rater_id", flat=True).distinct()
@@ -399,7 +403,7 @@ def _build(*, batch: Batch, params: exports.ExportParams, out_dir: str, progress
             del pair_ids, rater_ids, dirs, prompt_keys
         per_vote = bool(excluded) or params.rater_disjoint_test or params.policy == "dawid_skene"
         on_progress = (lambda done: progress(done, total)) if progress else None
-        if _fast_path_applies(params, per_vote=per_vote):
+        if fast:
             chunks = _pg_chunks(_pg_fast_rows_sql(), {"batch": batch.pk}, name=f"export_fast_{batch.pk}")
             result = exports.export_write_trl_jsonl(chunks, params, out_dir, batch_id=batch.pk,
                                                     test_pairs=test_pairs, progress=on_progress)

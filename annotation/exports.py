@@ -956,6 +956,8 @@ def export_write_trl_jsonl(
                     progress(done)
     finally:
         sha256 = sink.close()
+        if hasattr(chunks, "close"):  # a database stream: stop its reader now, not at garbage collection
+            chunks.close()
     if progress is not None:
         progress(n_pairs)
     decided = dict.fromkeys(splits, 0)

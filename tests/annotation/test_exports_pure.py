@@ -197,3 +197,81 @@ def test_writers_are_deterministic_and_shaped_for_trl(tmp_path):
     assert conv[0]["prompt"] == [{"role": "user", "content": std[0]["prompt"]}]
     assert conv[0]["chosen"] == [{"role": "assistant", "content": std[0]["chosen"]}]
     assert res.counts["triples"]["train"] + res.counts["triples"]["test"] == 5 and res.dropped == {"tie": 1}
+
+
+FAST_TEXT = 'say "hi" \\ back\nslash \t\x01\x1f 50% {0} %s é 🙂 \u2028'
+
+
+def _fast_and_reference_inputs(n: int, seed: int, veto_flags: tuple[str, ...] = ("unsafe_advice",)):
+    """The same random pairs as database-summarised PairVotes (reference) and as rows of
+    export_write_trl_jsonl (fast): ties, splits, vetoes, flags, adjudications, calibration
+    items, pairs without votes; and texts that need escaping."""
+    import random
+
+    rng = random.Random(seed)
+    flag_choices = [None, None, None, '[{"a": ["hallucination"]}]', '[{"b": ["unsafe_advice"]}, {"a": ["50%_{x}"]}]']
+    pairs, rows = [], []
+    for pid in range(1, n + 1):
+        prefs = [rng.choice([-2, -1, -1, 0, 1, 1, 2]) for _ in range(rng.choice([0, 1, 2, 3, 3, 3, 4]))]
+        n_a, n_b = sum(p < 0 for p in prefs), sum(p > 0 for p in prefs)
+        n_tie = len(prefs) - n_a - n_b
+        # Without votes the database has no vetoes or flags (NULL aggregates).
+        veto_a, veto_b = bool(prefs) and rng.random() < 0.08, bool(prefs) and rng.random() < 0.08
+        flags = rng.choice(flag_choices) if prefs else None
+        adj = ex.AdjudicationVote(rng.choice([-2, -1, 0, 1, 2]), rng.random() < 0.2, False) if rng.random() < 0.15 else None
+        calib = rng.random() < 0.05
+        texts = [f"prompt {pid % 7} {FAST_TEXT}", f"A{pid} {FAST_TEXT}", f"B{pid}"]
+        agg = (n_a or None, n_tie or None, n_b or None, sum(prefs) if prefs else None)
+        summary = ex.summary_from_aggregates(n_a, n_tie, n_b, agg[3], veto_a, veto_b, False,
+                                             [json.dumps(f) for f in json.loads(flags)] if flags else None, veto_flags)
+        pairs.append(PairVotes(pid, 7, pid % 7, *texts, [], adj, calib, summary))
+        rows.append((pid, *texts, calib, *agg, veto_a if prefs else None, veto_b if prefs else None, flags,
+                     adj.preference if adj else None, adj.a_unsafe if adj else None, adj.b_unsafe if adj else None))
+    return pairs, rows
+
+
+@pytest.mark.parametrize("raw", [
+    {}, {"ties": "keep", "test_fraction": 0.3, "seed": 2}, {"policy": "unanimous", "ties": "keep"},
+    {"policy": "min_agreement", "min_agreement": 3, "veto_flags": ()}, {"policy": "adjudicated", "test_fraction": 0.5},
+    {"adjudication_override": False, "min_votes": 2, "include_calibration": True, "test_fraction": 0},
+])
+def test_fast_trl_jsonl_writer_matches_export_write_byte_for_byte(tmp_path, raw):
+    params = ExportParams(**{"test_fraction": 0.25, **raw})
+    pairs, rows = _fast_and_reference_inputs(300, seed=len(raw), veto_flags=params.veto_flags)
+    test = ex.split_test_prompts([p.prompt_key for p in pairs], test_fraction=params.test_fraction, seed=params.seed)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "fast").mkdir()
+    ref = ex.export_write(iter(pairs), params, str(tmp_path / "ref"), test_prompts=test)
+    progress = []
+    fast = ex.export_write_trl_jsonl([rows[:128], rows[128:129], rows[129:]], params, str(tmp_path / "fast"), batch_id=7,
+                                     test_pairs=frozenset(p.pair_id for p in pairs if p.prompt_key in test),
+                                     progress=progress.append)
+    assert [(f.name, f.rows, f.sha256, f.bytes) for f in fast.files] == [(f.name, f.rows, f.sha256, f.bytes) for f in ref.files]
+    for f in ref.files:
+        assert (tmp_path / "fast" / f.name).read_bytes() == (tmp_path / "ref" / f.name).read_bytes()
+    assert (fast.counts, fast.dropped, fast.excluded_votes) == (ref.counts, ref.dropped, ref.excluded_votes)
+    assert sum(f.rows for f in ref.files) > 0 and progress == [300]
+
+
+def test_fast_writer_memo_starts_over_without_changing_the_output(tmp_path, monkeypatch):
+    params = ExportParams(ties="keep")
+    pairs, rows = _fast_and_reference_inputs(80, seed=9)
+    outs = []
+    for limit in (100_000, 3):
+        monkeypatch.setattr(ex, "_FAST_MEMO_MAX", limit)
+        out = tmp_path / str(limit)
+        out.mkdir()
+        res = ex.export_write_trl_jsonl([rows], params, str(out), batch_id=7)
+        outs.append(((out / "train.jsonl").read_bytes(), res.counts, res.dropped))
+    assert outs[0] == outs[1]
+
+
+def test_triple_json_template_renders_triple_json():
+    for prefs, extra in (([1, 2, 1], {}), ([-2, -1, 1], {0: {"flags": {"a": ["50%_{x}"]}, "b_unsafe": True}})):
+        p = pair(prefs, extra=extra)
+        p.prompt, p.response_a, p.response_b = FAST_TEXT, "A %d", 'B "q"'
+        d = ex.pair_decide(p, ExportParams())
+        chosen, rejected = (p.response_a, p.response_b) if d.outcome == "a" else (p.response_b, p.response_a)
+        j = json.JSONEncoder(ensure_ascii=False).encode
+        assert ex.triple_json_template(d, 7) % (j(chosen), p.pair_id, j(p.prompt), j(rejected)) == \
+            ex.triple_json(ex.triple_row(p, d))

@@ -195,7 +195,7 @@ def _pg_fast_rows_sql() -> str:
     """
 
 
-def _pg_chunks(sql: str, params: dict, *, name: str):
+def _pg_chunks(sql: str, params, *, name: str):
     """Lists of rows of `sql` through a server-side cursor read by a reader thread: PostgreSQL
     (on its own core) produces the next chunk while this thread decides and writes the current
     one, and no ORM converter runs on the hot path. Call inside a transaction (the named cursor
@@ -242,6 +242,19 @@ def _pg_chunks(sql: str, params: dict, *, name: str):
         cur.close()
 
 
+def _raw_chunks(sql: str, params, *, name: str):
+    """Lists of rows of `sql`: on PostgreSQL through _pg_chunks (server-side, read ahead; a
+    client-side cursor would hold the whole result, ~100 MB a million pairs), elsewhere
+    through a plain cursor's fetchmany."""
+    if connection.vendor == "postgresql":
+        yield from _pg_chunks(sql, params, name=name)
+        return
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(CHUNK_ROWS):
+            yield rows
+
+
 def _pg_pair_rows(batch: Batch, *, summarised: bool):
     """One row per pair, votes gathered into arrays (or summaries) by PostgreSQL: 4x fewer rows
     than one per vote."""
@@ -270,18 +283,10 @@ def _pair_prompt_keys(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]
                        .query.sql_with_params())
     pair_ids, keys, calibration = array.array("q"), array.array("q"), array.array("b")
     key = exports.prompt_key_from_sha256
-    if connection.vendor == "postgresql":
-        # Server-side: a client-side cursor would hold the whole result (~100 MB a million pairs).
-        connection.ensure_connection()
-        cur = connection.connection.cursor(name=f"export_keys_{batch.pk}")
-    else:
-        cur = connection.cursor()
-    with cur:
-        cur.execute(sql, sql_params)
-        while rows := cur.fetchmany(CHUNK_ROWS):
-            pair_ids.extend([r[0] for r in rows])
-            keys.extend([key(r[1]) for r in rows])
-            calibration.extend([r[2] is not None for r in rows])
+    for rows in _raw_chunks(sql, sql_params, name=f"export_keys_{batch.pk}"):
+        pair_ids.extend([r[0] for r in rows])
+        keys.extend([key(r[1]) for r in rows])
+        calibration.extend([r[2] is not None for r in rows])
 
     def arr(a, dtype):
         return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype=dtype)

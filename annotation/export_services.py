@@ -282,10 +282,9 @@ def _pair_prompt_keys(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     sql, sql_params = (Pair.objects.filter(batch=batch).values_list("id", "prompt__text_sha256", "gold_preference")
                        .query.sql_with_params())
     pair_ids, keys, calibration = array.array("q"), array.array("q"), array.array("b")
-    key = exports.prompt_key_from_sha256
     for rows in _raw_chunks(sql, sql_params, name=f"export_keys_{batch.pk}"):
         pair_ids.extend([r[0] for r in rows])
-        keys.extend([key(r[1]) for r in rows])
+        keys.extend(exports.prompt_keys_from_sha256([r[1] for r in rows]))
         calibration.extend([r[2] is not None for r in rows])
 
     def arr(a, dtype):

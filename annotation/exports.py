@@ -253,6 +253,13 @@ def prompt_key_from_sha256(text_sha256: str) -> int:
     return int.from_bytes(hashlib.blake2b(text_sha256.encode(), digest_size=8).digest(), "big") >> 1
 
 
+def prompt_keys_from_sha256(text_sha256s: Iterable[str]) -> list[int]:
+    """prompt_key_from_sha256 of many hashes, without a Python call per hash (the export's
+    split pre-pass hashes one per pair)."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [from_bytes(blake2b(sha.encode(), digest_size=8).digest(), "big") >> 1 for sha in text_sha256s]
+
+
 def direction(preference: int) -> int:
     return DIR_A if preference < 0 else (DIR_B if preference > 0 else DIR_TIE)
 

@@ -275,3 +275,8 @@ def test_triple_json_template_renders_triple_json():
         j = json.JSONEncoder(ensure_ascii=False).encode
         assert ex.triple_json_template(d, 7) % (j(chosen), p.pair_id, j(p.prompt), j(rejected)) == \
             ex.triple_json(ex.triple_row(p, d))
+
+
+def test_prompt_keys_from_sha256_is_the_scalar_key_of_each():
+    shas = [f"{i:064x}" for i in range(5)]
+    assert ex.prompt_keys_from_sha256(shas) == [ex.prompt_key_from_sha256(s) for s in shas]

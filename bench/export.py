@@ -7,8 +7,10 @@ reference path (whose files must have the same SHA-256) and a naive ORM loop in 
     .venv/bin/python bench/export.py --naive-seconds 30
     .venv/bin/python bench/export.py --no-reference  # skip the general path (it runs by default)
 
-Prints rows/s and peak RSS of each side (each runs in its own child process, so each peak
-is its own), and the ratio. Targets: >= 100,000 rows/s and < 300 MB RSS for the export.
+Prints rows/s, peak RSS and CPU seconds (the export process's, and the PostgreSQL backend's
+when the server runs on this machine: steadier than wall time on a shared machine) of each
+side (each runs in its own child process, so each peak is its own), the load average, and the
+ratios. Targets: >= 100,000 rows/s and < 300 MB RSS for the export.
 The naive loop (Judgment.objects ... select_related, votes grouped in a dict, then written)
 is stopped after --naive-seconds or --naive-rows; its rate is measured on what it did and its
 memory is extrapolated linearly to N, and the output says so.

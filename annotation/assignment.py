@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from . import hotsql
 from .audit import audit_record
 from .errors import Conflict, DomainError, Forbidden, LeaseExpired, NotFound
 from .models import (
@@ -24,7 +23,6 @@ from .models import (
     FLAG_CHOICES,
     Assignment,
     AssignmentStatus,
-    Batch,
     BatchState,
     Completion,
     HarmSeverity,
@@ -92,7 +90,7 @@ def leases_reclaim(*, now=None) -> int:
         for _, pair_id in stale:
             freed[pair_id] = freed.get(pair_id, 0) + 1
         for pair_id in sorted(freed):
-            Pair.objects.filter(pk=pair_id).update(open_slots=F("open_slots") + freed[pair_id])
+            hotsql.pair_slots_add(pair_id=pair_id, delta=freed[pair_id])
     return len(stale)
 
 
@@ -114,21 +112,13 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
     spread over different pairs and a pair is never leased beyond raters_per_pair."""
     _require_physician(rater)
     now = timezone.now()
-    held = Assignment.objects.filter(rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=now)
-    if batch_id is not None:
-        held = held.filter(batch_id=batch_id)
-    # Cheap existence probe first: the usual caller holds no lease, and the full select with
-    # its joins costs more to build than to run.
-    held_id = held.values_list("id", flat=True).first()
+    held_id = hotsql.held_lease_id(rater_id=rater.pk, now=now, batch_id=batch_id)
     if held_id is not None:
         return Assignment.objects.select_related(
             "pair__prompt", "pair__completion_a", "pair__completion_b", "batch").get(pk=held_id)
 
     _maybe_reclaim(now)
-    batches = Batch.objects.filter(state=BatchState.OPEN, specialty_id=rater.profile.specialty_id)
-    if batch_id is not None:
-        batches = batches.filter(pk=batch_id)
-    batches = {b.pk: b for b in batches}
+    batches = hotsql.open_batches(specialty_id=rater.profile.specialty_id, batch_id=batch_id)
     if not batches:
         return None
     batch_ids = sorted(batches)
@@ -189,7 +179,7 @@ def _lease_first_free(*, batch_ids, batches, rater, calibration: bool, now, rng)
         else:
             assignment = Assignment.objects.create(pair_id=pair_id, rater=rater, **fields)
         if not calibration:
-            Pair.objects.filter(pk=pair_id).update(open_slots=F("open_slots") - 1)
+            hotsql.pair_slots_add(pair_id=pair_id, delta=-1)
     # Read-only stand-ins carrying what the response needs, without another query.
     prompt = Prompt(text=prompt_text)
     assignment.pair = Pair(id=pair_id, batch_id=pair_batch_id, prompt=prompt,
@@ -203,7 +193,7 @@ def assignment_skip(*, assignment_id: int, rater, reason: str) -> Assignment:
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Say why you skip this pair (reason is required).")
-    assignment = _own_assignment_locked(assignment_id=assignment_id, rater=rater)
+    assignment, _ = _own_assignment_locked(assignment_id=assignment_id, rater=rater)
     if assignment.status != AssignmentStatus.LEASED:
         raise Conflict(f"This assignment is {assignment.status}; only a leased pair can be skipped.")
     assignment.status = AssignmentStatus.SKIPPED
@@ -211,17 +201,18 @@ def assignment_skip(*, assignment_id: int, rater, reason: str) -> Assignment:
     assignment.finished_at = timezone.now()
     assignment.save(update_fields=["status", "skip_reason", "finished_at"])
     if not assignment.is_calibration:
-        Pair.objects.filter(pk=assignment.pair_id).update(open_slots=F("open_slots") + 1)
+        hotsql.pair_slots_add(pair_id=assignment.pair_id, delta=1)
     audit_record(actor=rater, action="assignment.skipped", obj=assignment, batch=assignment.batch_id, data={"reason": reason[:500]})
     return assignment
 
 
-def _own_assignment_locked(*, assignment_id: int, rater) -> Assignment:
-    try:
-        return Assignment.objects.select_for_update(of=("self",)).select_related("batch").get(pk=assignment_id, rater=rater)
-    except Assignment.DoesNotExist:
+def _own_assignment_locked(*, assignment_id: int, rater, now=None) -> tuple[Assignment, bool]:
+    """The caller's assignment (row-locked, with its batch) and whether its lease still runs."""
+    found = hotsql.assignment_locked(assignment_id=assignment_id, rater_id=rater.pk, now=now or timezone.now())
+    if found is None:
         # Someone else's assignment looks exactly like a missing one: no existence leak.
         raise NotFound(f"Assignment {assignment_id} does not exist or is not yours.")
+    return found
 
 
 # ---------------------------------------------------------------- judgments
@@ -335,7 +326,7 @@ def judgment_submit(*, assignment_id: int, rater, data: JudgmentInput) -> tuple[
 def _judgment_replay(*, rater, key: str, assignment_id: int) -> Judgment | None:
     if not key:
         return None
-    found = Judgment.objects.filter(rater=rater, idempotency_key=key).values_list("id", "assignment_id").first()
+    found = hotsql.judgment_by_key(rater_id=rater.pk, key=key)
     if found is None:
         return None
     if found[1] != assignment_id:
@@ -344,16 +335,16 @@ def _judgment_replay(*, rater, key: str, assignment_id: int) -> Judgment | None:
 
 
 def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgment:
-    assignment = _own_assignment_locked(assignment_id=assignment_id, rater=rater)
+    now = timezone.now()
+    assignment, lease_valid = _own_assignment_locked(assignment_id=assignment_id, rater=rater, now=now)
     if assignment.batch.state != BatchState.OPEN:
         raise Conflict(f"Batch {assignment.batch.name!r} is {assignment.batch.state}; it takes no more judgments.")
-    now = timezone.now()
     previous = None
     if assignment.status == AssignmentStatus.SUBMITTED:
         previous = Judgment.objects.select_for_update().get(assignment=assignment, is_current=True)
     elif assignment.status == AssignmentStatus.SKIPPED:
         raise Conflict("You skipped this pair; it cannot be judged now.")
-    elif assignment.status == AssignmentStatus.EXPIRED or assignment.expires_at <= now:
+    elif assignment.status == AssignmentStatus.EXPIRED or not lease_valid:
         raise LeaseExpired("Your lease on this pair expired and it may have gone to another physician. Ask for the next pair.")
     fields = _to_canonical(data, assignment=assignment)
     if previous is not None:
@@ -367,7 +358,7 @@ def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgme
         assignment.status = AssignmentStatus.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
-        Pair.objects.filter(pk=assignment.pair_id).update(judgments_count=F("judgments_count") + 1)
+        hotsql.pair_judged(pair_id=assignment.pair_id)
     audit_record(
         actor=rater, action="judgment.corrected" if previous else "judgment.submitted", obj=judgment,
         batch=assignment.batch_id, data={"pair": assignment.pair_id, "preference": judgment.preference, "revision": judgment.revision},

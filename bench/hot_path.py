@@ -116,13 +116,13 @@ def run_level(tokens, seconds, max_judgments, client_procs=2):
     return results, time.perf_counter() - t0
 
 
-def start_server(db_url: str, workers: int, threads: int):
+def start_server(db_url: str, workers: int, threads: int, worker_class: str = "gthread"):
     env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings.production",
            "SECRET_KEY": secrets.token_urlsafe(60), "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1",
            "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "600"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning"],
+         "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     for _ in range(100):
@@ -161,14 +161,15 @@ def main():
     parser.add_argument("--concurrency", default="10,50,100")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--max-judgments", type=int, default=10_000, help="per rater, a bound on the loop")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3, help="2 x cores - 1 leaves a core share for the load generator")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker-class", default="sync", choices=["gthread", "sync"])
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     db_url = bench_database("clinpref_bench_hot_path")
     tokens = seed(max(levels), n_pairs=60_000)
-    server = start_server(db_url, args.workers, args.threads)
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads, PostgreSQL, {os.cpu_count()} cores\n")
+    server = start_server(db_url, args.workers, args.threads, args.worker_class)
+    print(f"gunicorn: {args.workers} {args.worker_class} workers x {args.threads} threads, PostgreSQL, {os.cpu_count()} cores\n")
     print(f"{'raters':>6} {'judg/s':>8} {'next p50/p95/p99 ms':>22} {'judg p50/p95/p99 ms':>22} {'errors':>7}")
     all_ok_ids: list[int] = []
     summary = {}

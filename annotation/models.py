@@ -112,7 +112,8 @@ class Prompt(models.Model):
 
 
 class Completion(models.Model):
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
+    # No index: completions are reached from pairs; the foreign key constraint stays.
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions", db_index=False)
     text = models.TextField()
     model_name = models.CharField(max_length=200, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
@@ -130,8 +131,9 @@ class Preference(models.IntegerChoices):
 
 
 class Pair(models.Model):
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="pairs")
-    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="pairs")
+    # batch_id lookups use the unique (batch, fingerprint) index; nothing looks pairs up by prompt.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="pairs", db_index=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="pairs", db_index=False)
     # Completions are reached from pairs, never the other way round: no reverse indexes.
     completion_a = models.ForeignKey(Completion, on_delete=models.PROTECT, related_name="+", db_index=False)
     completion_b = models.ForeignKey(Completion, on_delete=models.PROTECT, related_name="+", db_index=False)

@@ -3,6 +3,7 @@ InputSerializer, the work is one service or selector call, output is an OutputSe
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -19,9 +20,25 @@ from .assignment import (
     preference_to_display,
 )
 from .importing import pairs_import
-from .models import ERROR_SPAN_TYPES, FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
+from .models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
 from .parsers import NDJSONParser
 from .permissions import IsAdminRole, IsPhysician
+
+
+def query_int(request, name: str) -> int | None:
+    """An optional integer query parameter; a 400 that says so when it is not one."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise serializers.ValidationError({name: [f"{name} must be an id (an integer); got {value!r}."]})
+    return int(value)
+
+
+def paginated(request, view, queryset, serializer_class) -> Response:
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class BatchOutput(serializers.Serializer):
@@ -171,10 +188,7 @@ class NextPairApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses={200: dict, 204: None})
     def get(self, request):
-        batch = request.query_params.get("batch")
-        if batch is not None and not batch.isdigit():
-            return Response({"detail": "batch must be a batch id (an integer)."}, status=status.HTTP_400_BAD_REQUEST)
-        assignment = pair_lease_next(rater=request.user, batch_id=int(batch) if batch else None)
+        assignment = pair_lease_next(rater=request.user, batch_id=query_int(request, "batch"))
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(assignment_payload(assignment))
@@ -285,15 +299,8 @@ class JudgmentListApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=JudgmentOutput(many=True))
     def get(self, request):
-        batch = request.query_params.get("batch")
-        if batch is not None and not batch.isdigit():
-            return Response({"detail": "batch must be a batch id (an integer)."}, status=status.HTTP_400_BAD_REQUEST)
-        qs = selectors.judgments_visible_to(user=request.user, batch_id=int(batch) if batch else None)
-        from rest_framework.pagination import LimitOffsetPagination
-
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(JudgmentOutput(page, many=True).data)
+        qs = selectors.judgments_visible_to(user=request.user, batch_id=query_int(request, "batch"))
+        return paginated(request, self, qs, JudgmentOutput)
 
 
 # ---------------------------------------------------------------- users, audit
@@ -375,16 +382,9 @@ class AuditListApi(APIView):
     @extend_schema(responses=AuditEventOutput(many=True))
     def get(self, request):
         p = request.query_params
-        batch = p.get("batch")
-        if batch is not None and not batch.isdigit():
-            return Response({"detail": "batch must be a batch id (an integer)."}, status=status.HTTP_400_BAD_REQUEST)
-        qs = selectors.audit_events(username=p.get("user"), batch_id=int(batch) if batch else None,
+        qs = selectors.audit_events(username=p.get("user"), batch_id=query_int(request, "batch"),
                                     object_type=p.get("object_type"), object_id=p.get("object_id"), action=p.get("action"))
-        from rest_framework.pagination import LimitOffsetPagination
-
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(AuditEventOutput(page, many=True).data)
+        return paginated(request, self, qs, AuditEventOutput)
 
 
 class MeApi(APIView):

@@ -34,7 +34,7 @@ from annotation.errors import Conflict, DomainError, NotFound
 from annotation.models import AuditEvent, Batch, ExportSnapshot
 
 from . import configs
-from .models import ACTIVE_STATUSES, RunKind, RunStatus, TrainingMetric, TrainingPipeline, TrainingRun
+from .models import RunKind, RunStatus, TrainingMetric, TrainingPipeline, TrainingRun
 
 logger = logging.getLogger("training")
 

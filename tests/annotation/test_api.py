@@ -193,3 +193,10 @@ def test_audit_trail_is_append_only_in_postgres(admin_user):
             with transaction.atomic():
                 attempt()
     assert AuditEvent.objects.get(pk=event.pk).action == "test.event"
+
+
+def test_bad_query_ids_are_400(admin_client, physician_client):
+    assert physician_client.get("/api/next/?batch=abc").status_code == 400
+    resp = admin_client.get("/api/judgments/?batch=1;drop")
+    assert resp.status_code == 400 and "batch must be an id" in resp.json()["detail"]
+    assert admin_client.get("/api/audit/?batch=x").status_code == 400

@@ -8,7 +8,6 @@ from django.core.management import call_command
 from annotation import export_services
 from annotation.models import Adjudication, AuditEvent, BatchState, ExportSnapshot
 from tests import factories
-from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -50,6 +50,7 @@ class ParsedPair:
     prompt_id: str = ""
     gold: int | None = None
     metadata: dict = field(default_factory=dict)
+    specialty: str = ""
     fingerprint: str = ""
 
 
@@ -115,7 +116,7 @@ def _parse_line(number: int, raw: bytes | str, max_chars: int) -> list[ParsedPai
             raise _LineError(f"'gold_preference' must be one of {', '.join(GOLD_VALUES)}")
         gold = GOLD_VALUES.get(gold, gold)
     common = dict(line=number, prompt=prompt, external_id=_optional_id(obj, "id"), prompt_id=_optional_id(obj, "prompt_id"),
-                  gold=gold, metadata=metadata)
+                  gold=gold, metadata=metadata, specialty=_text(obj, "specialty", 100, required=False))
     if "completions" in obj:
         items = obj["completions"]
         if not isinstance(items, list) or len(items) < 2:
@@ -188,38 +189,34 @@ def pairs_import(*, batch: Batch, lines: Iterable[bytes | str], actor,
 
 
 def _pairs_write(*, batch: Batch, parsed: list[ParsedPair]) -> int:
+    """Three COPYs: prompts and completions (each distinct one once), then the pairs."""
     now = timezone.now()
-    specialty_id = batch.specialty_id
-    prompt_index: dict[tuple[str, str], int] = {}
-    prompt_rows = []
+    prompts: dict[tuple[str, str], dict] = {}
     for p in parsed:
-        key = (p.prompt_id, p.prompt)
-        if key not in prompt_index:
-            prompt_index[key] = len(prompt_rows)
-            prompt_rows.append((p.prompt, sha256(p.prompt), p.prompt_id, specialty_id, {}, now))
-    prompt_ids = bulk_insert(Prompt, ["text", "text_sha256", "external_id", "specialty_id", "metadata", "created_at"], prompt_rows)
+        prompts.setdefault((p.prompt_id, p.prompt), {"specialty": p.specialty} if p.specialty else {})
+    prompt_ids = dict(zip(prompts, bulk_insert(
+        Prompt, ["text", "text_sha256", "external_id", "metadata", "created_at"],
+        [(text, sha256(text), pid, meta, now) for (pid, text), meta in prompts.items()])))
 
-    completion_index: dict[tuple, int] = {}
-    completion_rows = []
+    completions: dict[tuple, str] = {}
     for p in parsed:
-        pid = prompt_ids[prompt_index[(p.prompt_id, p.prompt)]]
+        prompt_id = prompt_ids[(p.prompt_id, p.prompt)]
         for c in (p.a, p.b):
-            key = (pid, c.text, c.model, c.model_version)
-            if key not in completion_index:
-                completion_index[key] = len(completion_rows)
-                completion_rows.append((pid, c.text, c.model, c.model_version, c.external_id))
-    completion_ids = bulk_insert(Completion, ["prompt_id", "text", "model_name", "model_version", "external_id"], completion_rows)
+            completions.setdefault((prompt_id, c.text, c.model, c.model_version), c.external_id)
+    completion_ids = dict(zip(completions, bulk_insert(
+        Completion, ["prompt_id", "text", "model_name", "model_version", "external_id"],
+        [(*key, external_id) for key, external_id in completions.items()])))
 
-    pair_rows = []
+    rows = []
     for p in parsed:
-        pid = prompt_ids[prompt_index[(p.prompt_id, p.prompt)]]
-        a_id = completion_ids[completion_index[(pid, p.a.text, p.a.model, p.a.model_version)]]
-        b_id = completion_ids[completion_index[(pid, p.b.text, p.b.model, p.b.model_version)]]
-        pair_rows.append((batch.pk, pid, a_id, b_id, p.external_id, p.fingerprint, p.gold, p.metadata,
-                          batch.raters_per_pair, 0))
+        prompt_id = prompt_ids[(p.prompt_id, p.prompt)]
+        a_id = completion_ids[(prompt_id, p.a.text, p.a.model, p.a.model_version)]
+        b_id = completion_ids[(prompt_id, p.b.text, p.b.model, p.b.model_version)]
+        rows.append((batch.pk, prompt_id, a_id, b_id, p.external_id, p.fingerprint, p.gold, p.metadata,
+                     batch.raters_per_pair, 0))
     bulk_insert(Pair, ["batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id", "fingerprint",
-                       "gold_preference", "metadata", "open_slots", "judgments_count"], pair_rows)
-    return len(pair_rows)
+                       "gold_preference", "metadata", "open_slots", "judgments_count"], rows)
+    return len(rows)
 
 
 def batch_for_import(*, name: str, specialty_name: str | None, raters_per_pair: int | None, actor) -> tuple[Batch, bool]:

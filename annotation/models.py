@@ -105,8 +105,7 @@ class Prompt(models.Model):
     text = models.TextField()
     text_sha256 = models.CharField(max_length=64)
     external_id = models.CharField(max_length=200, blank=True)
-    # No index: nothing looks prompts up by specialty, and every index slows bulk import.
-    specialty = models.ForeignKey(Specialty, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # Per-line extras from the import (e.g. a "specialty" tag); the batch carries the specialty.
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -71,7 +71,7 @@ def _sha(text: str) -> str:
 
 
 def make_pair(batch: m.Batch, prompt_text: str, a_text: str, b_text: str, gold: int | None = None) -> m.Pair:
-    prompt = m.Prompt.objects.create(text=prompt_text, text_sha256=_sha(prompt_text), specialty=batch.specialty)
+    prompt = m.Prompt.objects.create(text=prompt_text, text_sha256=_sha(prompt_text))
     a = m.Completion.objects.create(prompt=prompt, text=a_text, model_name="model-a")
     b = m.Completion.objects.create(prompt=prompt, text=b_text, model_name="model-b")
     fingerprint = _sha("\x00".join([prompt_text, *sorted([a_text, b_text])]))

@@ -133,3 +133,10 @@ def test_api_import_into_closed_batch_is_409(admin_client, db):
     batch = BatchFactory(state="closed")
     resp = admin_client.post(f"/api/batches/{batch.pk}/pairs/", data=[json.loads(line())], format="json")
     assert resp.status_code == 409
+
+
+def test_optional_specialty_tag_is_kept_on_the_prompt(batch):
+    pairs_import(batch=batch, lines=[line(specialty="Cardiology")], actor=None)
+    assert Prompt.objects.get().metadata == {"specialty": "Cardiology"}
+    with pytest.raises(ImportRejected, match="bad line"):
+        pairs_import(batch=batch, lines=[line(prompt="Other?", specialty=7)], actor=None)

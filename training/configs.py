@@ -48,6 +48,15 @@ _COMMON: dict[str, Any] = {
     "bf16": None,
     # Train on the export's conversational flavour, rendered with the tokenizer's chat template.
     "conversational": False,
+    "num_processes": "auto",
+}
+
+PARAM_HELP: dict[str, str] = {
+    "num_processes": (
+        'Training processes on the worker\'s host, one per GPU. "auto" (default): every GPU the worker sees, '
+        "launched with `accelerate launch --multi_gpu` when there are several, in the worker's own process otherwise; "
+        "or a whole number >= 1 (more than 1 needs that many GPUs). per_device_train_batch_size is per process."
+    ),
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -175,6 +184,16 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _num_processes_coerce(value: Any) -> int | str:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+        raise ParamsInvalid(f'num_processes: expected "auto" or a whole number >= 1, got {value!r}.')
+    if int(value) < 1:
+        raise ParamsInvalid(f"num_processes: expected at least 1, got {value!r}.")
+    return int(value)
+
+
 def params_resolve(*, kind: str, params: dict | None) -> dict[str, Any]:
     """Defaults for `kind` overridden by `params`; raises ParamsInvalid on unknown keys,
     wrong types or out-of-range values."""
@@ -188,7 +207,7 @@ def params_resolve(*, kind: str, params: dict | None) -> dict[str, Any]:
         raise ParamsInvalid(f"Unknown parameter(s) for {kind}: {', '.join(unknown)}. Known: {', '.join(sorted(defaults))}.")
     resolved = dict(defaults)
     for key, value in (params or {}).items():
-        resolved[key] = _coerce(key, value, defaults[key])
+        resolved[key] = _num_processes_coerce(value) if key == "num_processes" else _coerce(key, value, defaults[key])
     for key, (low, high) in _BOUNDS.items():
         if key in resolved and not (low <= resolved[key] <= high):
             raise ParamsInvalid(f"{key}={resolved[key]} is outside [{low}, {high}].")

@@ -258,7 +258,7 @@ def test_fast_writer_memo_starts_over_without_changing_the_output(tmp_path, monk
     pairs, rows = _fast_and_reference_inputs(80, seed=9)
     outs = []
     for limit in (100_000, 3):
-        monkeypatch.setattr(ex, "_FAST_MEMO_MAX", limit)
+        monkeypatch.setattr(ex.fast, "_FAST_MEMO_MAX", limit)
         out = tmp_path / str(limit)
         out.mkdir()
         res = ex.export_write_trl_jsonl([rows], params, str(out), batch_id=7)

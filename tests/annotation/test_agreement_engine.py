@@ -365,7 +365,7 @@ def test_disputed_items_rank_opposite_sides_first():
 def test_vectorised_position_bias_test_equals_scipy_binomtest():
     from scipy.stats import binomtest
 
-    from annotation.agreement import _binomial_test_half
+    from annotation.agreement.report import _binomial_test_half
 
     n = np.array([1, 2, 5, 10, 11, 40, 333, 1000] * 3)
     k = np.concatenate([np.zeros(8, int), n[:8] // 2, (n[:8] * 0.8).astype(int)])

@@ -1,5 +1,6 @@
 """Who may see which page. Every page needs a log-in; dashboard pages need the admin role and
-answer 403 (not a redirect) to a logged-in physician, so a bookmark never leaks a page."""
+answer 403 (not a redirect) to a logged-in physician, so a bookmark never leaks a page.
+Adjudication pages also admit senior physicians holding the adjudication right."""
 
 from functools import wraps
 
@@ -7,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
 from annotation.models import Role
-from annotation.permissions import user_role
+from annotation.permissions import CanAdjudicate, user_role
 
 
 def admin_required(view):
@@ -27,6 +28,19 @@ def physician_required(view):
     def wrapped(request, *args, **kwargs):
         if user_role(request.user) != Role.PHYSICIAN:
             raise PermissionDenied("Labeling needs an active physician account.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def adjudicator_required(view):
+    """Admins and physicians with profile.can_adjudicate; the rule is the API's (CanAdjudicate),
+    so the browser and the API can never disagree on who may settle a dispute."""
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not CanAdjudicate().has_permission(request, None):
+            raise PermissionDenied(CanAdjudicate.message)
         return view(request, *args, **kwargs)
 
     return wrapped

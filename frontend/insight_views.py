@@ -12,10 +12,10 @@ from django.views.decorators.http import require_POST
 from annotation import selectors
 from annotation.errors import DomainError
 
-from . import charts
+from . import adjudication_views, charts
 from .access import admin_required
 from .dashboard_views import nav_context
-from .forms import AdjudicationForm, ExportCreateForm, RetrainForm
+from .forms import ExportCreateForm, RetrainForm
 from .integrations import capability
 
 
@@ -38,22 +38,10 @@ def agreement(request, batch_id: int):
     level = request.GET.get("level") or "three"
     if level not in dict(LEVELS):
         level = "three"
-    form, detail = None, None
-    pair_id = request.GET.get("pair") or request.POST.get("pair")
-    if adjudication is not None and pair_id and str(pair_id).isdigit():
-        pair = adjudication.pair_get(pair_id=int(pair_id))
-        if pair.batch_id != batch.pk:
-            return redirect("dashboard-agreement", batch_id=batch.pk)
-        form = AdjudicationForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                adjudication.adjudication_record(pair=pair, decided_by=request.user, **form.cleaned_data)
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(request, f"Adjudication of pair {pair.pk} recorded; exports will use it.")
-                return redirect(reverse("dashboard-agreement", args=[batch.pk]) + f"?level={level}#disputes")
-        detail = adjudication.adjudication_detail(pair=pair)
+    pair_id = request.GET.get("pair")
+    if adjudication is not None and pair_id and pair_id.isdigit():
+        # Old links adjudicated inline here; the one adjudication page now serves admins and physicians alike.
+        return redirect(adjudication_views.pair_url(int(pair_id), back=reverse("dashboard-agreement", args=[batch.pk])))
     try:
         report = reports.agreement_report_for_batch(batch=batch, level=level)
     except DomainError as exc:
@@ -66,8 +54,8 @@ def agreement(request, batch_id: int):
         heatmap_svg=charts.heatmap_svg(heatmap),
         rater_svg=charts.rater_bars_svg(report.get("per_rater") or [], threshold=batch.min_rater_kappa),
         distribution_svg=charts.distribution_svg(report.get("preference_distribution") or {}),
-        disputes=disputes, detail=detail, form=form,
-    ), status=400 if form is not None and form.errors else 200)
+        disputes=disputes, back=request.get_full_path() + "#disputes",
+    ))
 
 
 # ---------------------------------------------------------------- exports

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import dashboard_views, insight_views, views
+from . import adjudication_views, dashboard_views, insight_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("label/<int:batch_id>/", views.label, name="label"),
     path("workspace/<int:batch_id>/next.json", views.next_pair_json, name="workspace-next"),
     path("judgments/<int:judgment_id>/", views.judgment_review, name="judgment-review"),
+    path("judgments/<int:judgment_id>/correct/", views.judgment_correct, name="judgment-correct"),
+    path("adjudicate/", adjudication_views.disputes, name="adjudicate"),
+    path("adjudicate/pairs/<int:pair_id>/", adjudication_views.pair, name="adjudicate-pair"),
     path("dashboard/", dashboard_views.batches, name="dashboard"),
     path("dashboard/batches/<int:batch_id>/", dashboard_views.batch_detail, name="dashboard-batch"),
     path("dashboard/batches/<int:batch_id>/upload/", dashboard_views.batch_upload, name="dashboard-batch-upload"),

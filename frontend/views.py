@@ -1,16 +1,19 @@
-"""Physician pages: the queue, the labeling workspace and its small JSON endpoint, and the
-review of one's own judgments. Views validate input and call one selector or service."""
+"""Physician pages: the queue, the labeling workspace and its small JSON endpoint, the review
+of one's own judgments and their correction. Views validate input and call one selector or
+service."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from annotation import selectors
 from annotation.apis import assignment_payload
-from annotation.assignment import preference_to_display, pair_lease_next
+from annotation.assignment import pair_lease_next, preference_to_display, slot_to_side
 from annotation.errors import DomainError
-from annotation.models import ERROR_SPAN_TYPES, FLAG_CHOICES, HarmSeverity, Role
+from annotation.models import ERROR_SPAN_TYPES, FLAG_CHOICES, BatchState, HarmSeverity, Role
 from annotation.permissions import user_role
 
 from .access import physician_required
@@ -27,7 +30,7 @@ PREFERENCE_WORDS = {value: words for value, _, words in PREFERENCE_CHOICES}
 FLAG_KEYS = {"hallucination": "h", "unsafe_advice": "u", "outdated_guidance": "o"}
 
 
-def _label(name: str) -> str:
+def label_words(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
@@ -49,16 +52,20 @@ def queue(request):
     })
 
 
-@physician_required
-def label(request, batch_id: int):
-    batch = selectors.batch_get(batch_id=batch_id)
-    return render(request, "frontend/label.html", {
+def _judgment_form_context(batch) -> dict:
+    """What frontend/_judgment_form.html needs, for labeling and for corrections alike."""
+    return {
         "batch": batch,
         "preferences": PREFERENCE_CHOICES,
-        "flags": [(name, FLAG_KEYS[name], _label(name)) for name in FLAG_CHOICES],
-        "span_types": [(i, name, _label(name)) for i, name in enumerate(ERROR_SPAN_TYPES, 1)],
+        "flags": [(name, FLAG_KEYS[name], label_words(name)) for name in FLAG_CHOICES],
+        "span_types": [(i, name, label_words(name)) for i, name in enumerate(ERROR_SPAN_TYPES, 1)],
         "severities": HarmSeverity.choices,
-    })
+    }
+
+
+@physician_required
+def label(request, batch_id: int):
+    return render(request, "frontend/label.html", _judgment_form_context(selectors.batch_get(batch_id=batch_id)))
 
 
 def _my_progress(*, user, batch_id: int) -> dict:
@@ -80,11 +87,15 @@ def next_pair_json(request, batch_id: int):
     progress = _my_progress(user=request.user, batch_id=batch_id)
     if assignment is None:
         return JsonResponse({"assignment": None, "progress": progress})
+    return JsonResponse({"assignment": _workspace_payload(assignment), "progress": progress})
+
+
+def _workspace_payload(assignment) -> dict:
     payload = assignment_payload(assignment)
     payload["prompt_html"] = markdown_to_safe_html(payload["prompt"])
     for response in payload["responses"]:
         response["html"] = markdown_to_safe_html(response["text"])
-    return JsonResponse({"assignment": payload, "progress": progress})
+    return payload
 
 
 @login_required
@@ -105,14 +116,66 @@ def judgment_review(request, judgment_id: int):
                  for s in judgment.error_spans or [] if s.get("response") == side]
         responses.append({
             "slot": slot, "text": texts[side], "html": markdown_to_safe_html(texts[side]), "spans": spans,
-            "flags": [_label(f) for f in flags.get(side, [])], "unsafe": unsafe[side],
+            "flags": [label_words(f) for f in flags.get(side, [])], "unsafe": unsafe[side],
         })
     criteria = [(c["label"], PREFERENCE_WORDS[preference_to_display(judgment.criteria[c["key"]], a_shown_first=shown_a)])
                 for c in judgment.batch.rubric if c["key"] in (judgment.criteria or {})]
+    revisions = list(selectors.judgments_visible_to(user=request.user).filter(assignment_id=judgment.assignment_id)
+                     .order_by("-revision"))
+    own = judgment.rater_id == request.user.pk and user_role(request.user) == Role.PHYSICIAN
     return render(request, "frontend/judgment.html", {
         "judgment": judgment,
         "preference": PREFERENCE_WORDS[preference_to_display(judgment.preference, a_shown_first=shown_a)],
         "prompt_html": markdown_to_safe_html(pair.prompt.text),
         "responses": responses,
         "criteria": criteria,
+        "revisions": [(r, PREFERENCE_WORDS[preference_to_display(r.preference, a_shown_first=r.a_shown_first)]) for r in revisions],
+        "current": next((r for r in revisions if r.is_current), judgment),
+        "can_correct": own and judgment.is_current and judgment.batch.state == BatchState.OPEN,
+        "batch_open": judgment.batch.state == BatchState.OPEN,
+    })
+
+
+def _prefill(judgment) -> dict:
+    """A stored judgment in the display terms of its rater's screen, to pre-fill the form."""
+    shown_a = judgment.a_shown_first
+    slot_of = {slot_to_side(slot, a_shown_first=shown_a): slot for slot in (1, 2)}
+    return {
+        "preference": preference_to_display(judgment.preference, a_shown_first=shown_a),
+        "criteria": {key: preference_to_display(value, a_shown_first=shown_a)
+                     for key, value in (judgment.criteria or {}).items() if isinstance(value, int)},
+        "flags": {str(slot_of[side]): list(names) for side, names in (judgment.flags or {}).items() if side in slot_of},
+        "unsafe": {str(slot_of["a"]): judgment.a_unsafe, str(slot_of["b"]): judgment.b_unsafe},
+        "both_unacceptable": judgment.both_unacceptable,
+        "harm_severity": judgment.harm_severity,
+        "rationale": judgment.rationale,
+        "time_spent_ms": judgment.time_spent_ms,
+        "error_spans": [{"response": slot_of[s["response"]], "start": s["start"], "end": s["end"], "type": s["type"],
+                         "text": s.get("text", "")} for s in judgment.error_spans or [] if s.get("response") in slot_of],
+    }
+
+
+@physician_required
+def judgment_correct(request, judgment_id: int):
+    """The labeling form pre-filled with one of my judgments; workspace.js posts the correction to
+    the judgment API with a fresh idempotency key, which stores it as the next revision."""
+    judgment = selectors.judgments_visible_to(user=request.user).filter(rater=request.user, pk=judgment_id).select_related(
+        "assignment__batch", "assignment__pair__prompt", "assignment__pair__completion_a", "assignment__pair__completion_b",
+    ).first()
+    if judgment is None:
+        raise Http404("No such judgment of yours.")
+    if not judgment.is_current:
+        current = selectors.judgments_visible_to(user=request.user).filter(
+            assignment_id=judgment.assignment_id, is_current=True).first()
+        if current is not None:
+            return redirect("judgment-correct", judgment_id=current.pk)
+    if judgment.batch.state != BatchState.OPEN:
+        messages.error(request, f"“{judgment.batch.name}” is {judgment.batch.state}: its judgments can no longer be corrected.")
+        return redirect("judgment-review", judgment_id=judgment.pk)
+    return render(request, "frontend/correct.html", {
+        **_judgment_form_context(judgment.batch),
+        "judgment": judgment,
+        "correcting": True,
+        "review_url": reverse("judgment-review", args=[0]).replace("/0/", "/{id}/"),
+        "correction": {"assignment": _workspace_payload(judgment.assignment), "prefill": _prefill(judgment)},
     })

@@ -4,9 +4,11 @@ Screenshots land in tests/screenshots/ for a person to look at."""
 
 import os
 import random
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from annotation.assignment import DISPLAY_PREFERENCES
 from annotation.models import Assignment, BatchState, Judgment
@@ -204,3 +206,93 @@ def test_admin_report_pages_render_and_poll(page, live_server, admin_user, tmp_p
     assert page.inner_text("#run-progress") == "100%"
     page.wait_for_timeout(500)  # let the progress bar finish its transition
     page.screenshot(path=str(SHOTS / "training.png"), full_page=True)
+
+
+def test_lease_expiry_and_skip_by_keyboard(page, live_server, physician):
+    batch = labeling_batch(physician, 3)
+    login(page, live_server, physician.username)
+    page.goto(f"{live_server.url}/label/{batch.pk}/")
+
+    # The lease runs out while the physician thinks; Enter then gets a clear notice and a fresh lease.
+    expired = int(wait_for_new_pair(page, None))
+    pair_id = Assignment.objects.get(pk=expired).pair_id
+    Assignment.objects.filter(pk=expired).update(expires_at=timezone.now() - timedelta(seconds=1))
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => !document.getElementById('judgment-form').hidden"
+                           " && /expired/.test(document.getElementById('banner').textContent)")
+    assert "expired" in page.inner_text("#banner")
+    fresh = Assignment.objects.get(pk=int(page.locator("#judgment-form").get_attribute("data-assignment-id")))
+    assert fresh.status == "leased" and fresh.expires_at > timezone.now()  # may be the same pair, re-leased
+    assert not Judgment.objects.filter(rater=physician, pair_id=pair_id).exists()
+
+    # S opens the skip dialog, the reason is typed, Enter skips and the next pair loads.
+    page.keyboard.press("s")
+    page.wait_for_selector("#skip-dialog[open]")
+    page.keyboard.type("Outside my competence")
+    page.keyboard.press("Enter")
+    wait_for_new_pair(page, str(fresh.pk))
+    fresh.refresh_from_db()
+    assert fresh.status == "skipped" and fresh.skip_reason == "Outside my competence"
+    assert "Skipped" in page.inner_text("#banner")
+    assert not Judgment.objects.filter(assignment=fresh).exists()
+
+
+def test_senior_physician_adjudicates_and_corrects_a_judgment(page, live_server, physician):
+    from annotation.models import Profile
+
+    Profile.objects.filter(user=physician).update(can_adjudicate=True)
+    specialty = physician.profile.specialty
+    closed = factories.BatchFactory(name="Atrial fibrillation, wave 1", specialty=specialty, state=BatchState.CLOSED)
+    disputed = factories.make_pair(
+        closed, "I was diagnosed with **atrial fibrillation** last week and started apixaban. Can I take ibuprofen for my knee?",
+        "Avoid ibuprofen while on apixaban: together they raise the risk of **bleeding**. Paracetamol up to 1 g four times "
+        "a day is safer; ask your GP about a topical NSAID gel.",
+        "Ibuprofen 400 mg three times a day is fine for a short course. Stop apixaban for a few days if you are worried "
+        "about bleeding.")
+    votes = [  # (rater, preference, flags, span on b, rationale)
+        ("dr_adams", -2, {"a": [], "b": ["unsafe_advice"]}, True, "B tells the patient to stop anticoagulation: stroke risk."),
+        ("dr_baker", -1, {"a": [], "b": []}, False, "A is the standard advice; B is too permissive about NSAIDs."),
+        ("dr_chen", 1, {"a": ["outdated_guidance"], "b": []}, False, "Short NSAID courses are acceptable in some patients."),
+    ]
+    start = disputed.completion_b.text.index("Stop apixaban")
+    end = disputed.completion_b.text.index(" if you are")
+    for i, (name, preference, flags, span, rationale) in enumerate(votes):
+        rater = factories.physician(name, specialty)
+        unsafe = {"b_unsafe": True, "harm_severity": "severe"} if span else {}
+        factories.add_judgment(
+            disputed, rater, preference, a_shown_first=i % 2 == 0, flags=flags, rationale=rationale,
+            criteria={"accuracy": preference, "safety": -2 if span else preference},
+            error_spans=[{"response": "b", "start": start, "end": end, "type": "dosing_error",
+                          "text": disputed.completion_b.text[start:end]}] if span else [], **unsafe)
+
+    login(page, live_server, physician.username)
+    page.get_by_role("link", name="Adjudication").click()
+    page.get_by_role("link", name=f"Adjudicate pair {disputed.pk}").click()
+    page.wait_for_selector(".review-body[data-side=b] mark.err-dosing_error")
+    page.screenshot(path=str(SHOTS / "adjudication.png"), full_page=True)
+    page.locator("label.pref-option", has_text="A much better").click()
+    page.get_by_label("Response B is unsafe").check()
+    page.get_by_label("Note").fill("Stopping apixaban is unsafe; A follows the guideline.")
+    page.get_by_role("button", name="Record adjudication").click()
+    page.wait_for_selector(".alert-success")
+    assert disputed.adjudications.get().preference == -2
+
+    # Correcting my own judgment: the form opens pre-filled in the order I saw, Enter saves revision 2.
+    open_batch = labeling_batch(physician, 1)
+    mine = factories.add_judgment(open_batch.pairs.get(), physician, -1, a_shown_first=False, rationale="A dose is right.",
+                                  flags={"a": ["hallucination"], "b": []})
+    page.goto(f"{live_server.url}/judgments/{mine.pk}/")
+    page.get_by_role("link", name="Correct this judgment").click()
+    page.wait_for_selector("#judgment-form:not([hidden])")
+    assert page.locator("input[name=preference][value='2>1']").is_checked()  # A>B with B shown first
+    assert page.locator("input[name=flag2][value=hallucination]").is_checked()
+    assert page.input_value("#rationale") == "A dose is right."
+    page.keyboard.press("5")
+    page.screenshot(path=str(SHOTS / "correction.png"), full_page=True)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Revision history")
+    current = Judgment.objects.get(assignment=mine.assignment, is_current=True)
+    assert current.revision == 2 and current.preference == -2 and current.flags["a"] == ["hallucination"]
+    assert page.url.endswith(f"/judgments/{current.pk}/")
+    assert page.locator(".revisions .history-old").count() == 1

@@ -160,7 +160,7 @@ def test_judgment_review_shows_spans_in_my_display_order(physician, open_batch):
     )
     body = logged_in(physician).get(f"/judgments/{judgment.pk}/").content.decode()
     # B was shown first, so its span belongs to Response 1 on this page; A>B reads "Response 2 better".
-    review = json.loads(body.split('id="review-data" type="application/json">')[1].split("</script>")[0])
+    review = json.loads(body.split('id="span-data" type="application/json">')[1].split("</script>")[0])
     assert review[0]["spans"] == [{"start": 0, "end": 4, "type": "omission"}]
     assert "Response 2 better" in body
 
@@ -180,13 +180,19 @@ def test_agreement_page_shows_headline_heatmap_and_adjudicates(admin_user):
     body = client.get(f"/dashboard/batches/{batch.pk}/agreement/").content.decode()
     assert "Krippendorff" in body and "95% CI" in body and "Pairwise Cohen" in body and "<svg" in body
     assert "Landis &amp; Koch" in body
-    response = client.post(f"/dashboard/batches/{batch.pk}/agreement/?pair={pairs[0].pk}",
-                           {"pair": pairs[0].pk, "preference": "-1", "note": "Guideline says A.", "b_unsafe": "on"})
-    assert response.status_code == 302
+    # The report's disputes link to the adjudication page admins share with senior physicians.
+    assert "/adjudicate/pairs/" in body
+    old_link = client.get(f"/dashboard/batches/{batch.pk}/agreement/?pair={pairs[0].pk}")
+    assert old_link.status_code == 302 and old_link["Location"].startswith(f"/adjudicate/pairs/{pairs[0].pk}/?next=")
+    back = f"/dashboard/batches/{batch.pk}/agreement/#disputes"
+    response = client.post(f"/adjudicate/pairs/{pairs[0].pk}/",
+                           {"next": back, "preference": "-1", "note": "Guideline says A.", "b_unsafe": "on"})
+    assert response.status_code == 302 and response["Location"] == back
     adjudication = pairs[0].adjudications.get()
     assert adjudication.preference == -1 and adjudication.b_unsafe and adjudication.decided_by == admin_user
-    assert client.post(f"/dashboard/batches/{batch.pk}/agreement/?pair={pairs[1].pk}",
-                       {"pair": pairs[1].pk, "preference": "0", "note": ""}).status_code == 400
+    assert client.post(f"/adjudicate/pairs/{pairs[1].pk}/", {"preference": "0", "note": ""}).status_code == 400
+    assert client.post(f"/adjudicate/pairs/{pairs[1].pk}/", {"preference": "0", "note": "x", "next": "https://evil.example/"})["Location"] \
+        == f"/adjudicate/?batch={batch.pk}"  # never an off-site redirect
 
 
 def test_exports_page_creates_and_lists_downloadable_snapshot(admin_user, tmp_path, settings):
@@ -229,3 +235,150 @@ def test_missing_capability_shows_not_available(admin_user, monkeypatch):
     monkeypatch.setattr(insight_views, "capability", lambda *a, **k: None)
     body = logged_in(admin_user).get("/dashboard/training/").content.decode()
     assert "Not available yet" in body
+
+
+# ---------------------------------------------------------------- adjudication by senior physicians
+
+@pytest.fixture
+def disputed():
+    """A closed Cardiology batch whose raters disagree; the first pair's raters sit on opposite sides."""
+    batch, pairs, raters = factories.judged_batch(n_pairs=3, n_raters=3, seed=7)
+    for rater, pref in zip(raters, (-2, 1, 0)):
+        judgment = rater.judgments.get(pair=pairs[0])
+        Judgment.objects.filter(pk=judgment.pk).update(
+            preference=pref, rationale=f"{rater.username} reasons", criteria={"accuracy": pref},
+            flags={"a": ["hallucination"], "b": []}, error_spans=[{"response": "b", "start": 0, "end": 5, "type": "omission", "text": "Vague"}])
+    return batch, pairs, raters
+
+
+@pytest.fixture
+def senior(specialty):
+    user = factories.physician("dr_senior", specialty)
+    Profile.objects.filter(user=user).update(can_adjudicate=True)
+    return user
+
+
+def test_plain_physician_gets_403_on_adjudication(physician, disputed):
+    _, pairs, _ = disputed
+    client = logged_in(physician)
+    assert client.get("/adjudicate/").status_code == 403
+    assert client.get(f"/adjudicate/pairs/{pairs[0].pk}/").status_code == 403
+    assert client.post(f"/adjudicate/pairs/{pairs[0].pk}/", {"preference": "0", "note": "mine"}).status_code == 403
+    assert not pairs[0].adjudications.exists()
+    assert "/adjudicate/" not in client.get("/").content.decode()  # no nav link without the right
+    assert Client().get("/adjudicate/")["Location"].startswith("/login/")
+
+
+def test_senior_physician_lists_sees_side_by_side_and_decides(senior, disputed):
+    batch, pairs, raters = disputed
+    client = logged_in(senior)
+    assert 'href="/adjudicate/"' in client.get("/").content.decode()
+    listing = client.get("/adjudicate/").content.decode()
+    assert batch.name in listing and f"/adjudicate/pairs/{pairs[0].pk}/?next=" in listing and "opposite sides" in listing
+    page = client.get(f"/adjudicate/pairs/{pairs[0].pk}/?next=/adjudicate/%3Fbatch%3D{batch.pk}")
+    body = page.content.decode()
+    assert page.status_code == 200
+    for rater in raters:
+        assert rater.username in body and f"{rater.username} reasons" in body
+    assert "A much better" in body and "B better" in body and "Clinical accuracy" in body  # choices and rubric
+    assert "Hallucination" in body and "Omission" in body and "Vague" in body  # flags and spans
+    highlights = json.loads(body.split('id="span-data" type="application/json">')[1].split("</script>")[0])
+    assert [len(h["spans"]) for h in highlights] == [0, 3]
+    response = client.post(f"/adjudicate/pairs/{pairs[0].pk}/", {
+        "preference": "-1", "note": "Current guideline favours A.", "next": f"/adjudicate/?batch={batch.pk}"})
+    assert response.status_code == 302 and response["Location"] == f"/adjudicate/?batch={batch.pk}"
+    decision = pairs[0].adjudications.get()
+    assert decision.decided_by == senior and decision.preference == -1
+    assert AuditEvent.objects.filter(action="adjudication.recorded", actor=senior).exists()
+    assert Judgment.objects.filter(pair=pairs[0], preference=-2).exists()  # raw votes untouched
+    # Settled: it leaves the default (open) list, shows under "adjudicated", and the form comes back pre-filled.
+    assert f"/adjudicate/pairs/{pairs[0].pk}/" not in client.get(f"/adjudicate/?batch={batch.pk}").content.decode()
+    assert f"/adjudicate/pairs/{pairs[0].pk}/" in client.get(f"/adjudicate/?batch={batch.pk}&status=adjudicated").content.decode()
+    again = client.get(f"/adjudicate/pairs/{pairs[0].pk}/").content.decode()
+    assert 'value="-1" id="id_preference_1" required checked' in again and "Revise the decision" in again
+
+
+def test_senior_physician_only_sees_their_specialty(senior, disputed):
+    other = factories.SpecialtyFactory(name="Neurology", slug="neurology")
+    neuro = factories.BatchFactory(name="Stroke", specialty=other, state=BatchState.CLOSED)
+    pair = factories.make_pair(neuro, "Face droop?", "Call 999.", "Wait.")
+    factories.BatchFactory(name="Draft cardio", specialty=senior.profile.specialty)
+    client = logged_in(senior)
+    listing = client.get("/adjudicate/").content.decode()
+    assert "Stroke" not in listing and "Draft cardio" not in listing
+    assert client.get(f"/adjudicate/?batch={neuro.pk}").content.decode().count("Stroke") == 0
+    assert client.get(f"/adjudicate/pairs/{pair.pk}/").status_code == 404
+    assert client.post(f"/adjudicate/pairs/{pair.pk}/", {"preference": "0", "note": "n"}).status_code == 404
+    assert client.get("/adjudicate/pairs/999999/").status_code == 404
+    assert not pair.adjudications.exists()
+
+
+# ---------------------------------------------------------------- correcting a submitted judgment
+
+@pytest.fixture
+def my_judgment(physician, open_batch):
+    """B was shown first (Response 1): stored A>B reads "Response 2 better" on my screen."""
+    return factories.add_judgment(
+        open_batch.pairs.get(), physician, -1, a_shown_first=False, criteria={"accuracy": -2},
+        flags={"a": ["hallucination"], "b": []}, b_unsafe=True, harm_severity="mild", rationale="A is right.",
+        error_spans=[{"response": "b", "start": 0, "end": 4, "type": "omission", "text": "Rest"}],
+    )
+
+
+def _correction_data(body: str) -> dict:
+    return json.loads(body.split('id="correction-data" type="application/json">')[1].split("</script>")[0])
+
+
+def test_correct_form_is_prefilled_in_my_display_order(physician, my_judgment):
+    client = logged_in(physician)
+    assert f"/judgments/{my_judgment.pk}/correct/" in client.get(f"/judgments/{my_judgment.pk}/").content.decode()
+    body = client.get(f"/judgments/{my_judgment.pk}/correct/").content.decode()
+    data = _correction_data(body)
+    pair = my_judgment.pair
+    assert [r["text"] for r in data["assignment"]["responses"]] == [pair.completion_b.text, pair.completion_a.text]
+    assert data["prefill"] == {
+        "preference": "2>1", "criteria": {"accuracy": "2>>1"}, "flags": {"1": [], "2": ["hallucination"]},
+        "unsafe": {"1": True, "2": False}, "both_unacceptable": False, "harm_severity": "mild", "rationale": "A is right.",
+        "time_spent_ms": 30_000, "error_spans": [{"response": 1, "start": 0, "end": 4, "type": "omission", "text": "Rest"}],
+    }
+    assert 'data-mode="correct"' in body and "skip-dialog" not in body and "Save as revision 2" in body
+
+
+def test_correction_stores_a_revision_and_review_shows_history(physician, my_judgment):
+    client = logged_in(physician)
+    response = client.post(f"/api/assignments/{my_judgment.assignment_id}/judgment/", {
+        "preference": "=", "idempotency_key": "fix-1", "rationale": "On reflection, equivalent.", "unsafe": {"1": True},
+        "harm_severity": "mild"}, content_type="application/json")
+    assert response.status_code == 201
+    new = Judgment.objects.get(pk=response.json()["id"])
+    assert new.revision == 2 and new.is_current and new.preference == 0
+    body = client.get(f"/judgments/{new.pk}/").content.decode()
+    assert "Revision history" in body and "Revision 1" in body and "superseded" in body and "current" in body
+    assert f"/judgments/{new.pk}/correct/" in body
+    old = client.get(f"/judgments/{my_judgment.pk}/").content.decode()
+    assert "kept as history" in old and f"/judgments/{my_judgment.pk}/correct/" not in old
+    # The correct page of an old revision goes to the current one.
+    assert client.get(f"/judgments/{my_judgment.pk}/correct/")["Location"] == f"/judgments/{new.pk}/correct/"
+
+
+def test_cannot_correct_someone_elses_judgment(physician, open_batch, specialty):
+    other = factories.physician("dr_other", specialty)
+    theirs = factories.add_judgment(open_batch.pairs.get(), other, 0)
+    client = logged_in(physician)
+    assert client.get(f"/judgments/{theirs.pk}/correct/").status_code == 404
+    response = client.post(f"/api/assignments/{theirs.assignment_id}/judgment/",
+                           {"preference": "1>2", "idempotency_key": "hijack"}, content_type="application/json")
+    assert response.status_code == 404
+    assert Judgment.objects.count() == 1
+    assert logged_in(factories.admin("admin2")).get(f"/judgments/{theirs.pk}/correct/").status_code == 403
+
+
+def test_no_correction_once_the_batch_is_closed(physician, my_judgment, open_batch):
+    open_batch.state = BatchState.CLOSED
+    open_batch.save(update_fields=["state"])
+    client = logged_in(physician)
+    body = client.get(f"/judgments/{my_judgment.pk}/").content.decode()
+    assert "Correct this judgment" not in body and "can no longer be corrected" in body
+    response = client.get(f"/judgments/{my_judgment.pk}/correct/", follow=True)
+    assert response.redirect_chain[-1][0] == f"/judgments/{my_judgment.pk}/"
+    assert "can no longer be corrected" in response.content.decode()

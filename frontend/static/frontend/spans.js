@@ -84,7 +84,7 @@ window.ClinSpans = (() => {
           if (p.span === -1) { frag.appendChild(document.createTextNode(p.text)); continue; }
           const mark = document.createElement("mark");
           mark.className = "err err-" + spans[p.span].type;
-          mark.title = spans[p.span].type.replace(/_/g, " ");
+          mark.title = spans[p.span].label || spans[p.span].type.replace(/_/g, " ");
           mark.textContent = p.text;
           frag.appendChild(mark);
         }
@@ -93,6 +93,16 @@ window.ClinSpans = (() => {
       base += len;
     }
   }
+
+  /** Review pages: <script id="span-data"> holds [{html, text, spans}], one per .review-body in page order. */
+  function renderPage() {
+    const data = document.getElementById("span-data");
+    if (!data) return;
+    const bodies = document.querySelectorAll(".review-body");
+    JSON.parse(data.textContent).forEach((item, i) => render(bodies[i], item.html, item.text, item.spans));
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", renderPage);
+  else renderPage();
 
   return { alignment, selectionToRaw, render };
 })();

@@ -3,7 +3,11 @@
  * Safety of submissions: each assignment gets ONE idempotency key, generated when the pair
  * is first shown and kept in sessionStorage until the server confirms. Retries after a lost
  * connection, a double Enter or a double click all resend that key, and the server stores a
- * key once, so a judgment is never lost and never doubled. */
+ * key once, so a judgment is never lost and never doubled.
+ *
+ * Correction mode (data-mode="correct", /judgments/<id>/correct/): the same form, pre-filled
+ * from a submitted judgment. A NEW key, kept per corrected judgment, makes the server store the
+ * next revision; retries resend that key, so one correction is one revision. No lease, no skip. */
 "use strict";
 (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -13,6 +17,8 @@
   const csrf = $("[name=csrfmiddlewaretoken]", ws).value;
   const rubric = JSON.parse($("#rubric-data").textContent || "[]");
   const policy = ws.dataset.rationalePolicy;
+  const correcting = ws.dataset.mode === "correct";
+  const correction = correcting ? JSON.parse($("#correction-data").textContent) : null; // {assignment, prefill}
   const SEVERITIES = $$("#harm-severity option").map((o) => o.value);
   const STRONG_OR_TIE = new Set(["1>>2", "=", "2>>1"]);
   const FLAG_KEYS = { h: "hallucination", u: "unsafe_advice", o: "outdated_guidance" };
@@ -33,8 +39,11 @@
     crypto.getRandomValues(bytes);
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
+  function keyName(assignmentId) {
+    return correcting ? "clinpref:fix:" + ws.dataset.judgmentId : "clinpref:key:" + assignmentId;
+  }
   function keyFor(assignmentId) {
-    const name = "clinpref:key:" + assignmentId;
+    const name = keyName(assignmentId);
     let key = sessionStorage.getItem(name);
     if (!key) { key = newKey(); sessionStorage.setItem(name, key); }
     return key;
@@ -143,7 +152,7 @@
     show($("#span-picker"), false);
     show(form, true);
     keyFor(a.assignment_id);
-    startLease(a.lease_expires_at);
+    if (!correcting) startLease(a.lease_expires_at);
     clockStart();
     window.scrollTo({ top: 0 });
     form.focus({ preventScroll: true });
@@ -173,6 +182,24 @@
       }
       body.appendChild(tr);
     }
+  }
+
+  /** Correction mode: put a submitted judgment (in this rater's display terms) back on the form. */
+  function prefill(p) {
+    const pick = (name, value) => { const el = $$(`input[name="${name}"]`).find((i) => i.value === value); if (el) el.checked = true; };
+    pick("preference", p.preference);
+    for (const [key, value] of Object.entries(p.criteria || {})) pick("criterion:" + key, value);
+    if (Object.keys(p.criteria || {}).length) $("#criteria-box").open = true;
+    for (const slot of ["1", "2"]) {
+      for (const flag of (p.flags || {})[slot] || []) pick("flag" + slot, flag);
+      $(`input[name=unsafe${slot}]`).checked = Boolean((p.unsafe || {})[slot]);
+    }
+    $("#both-unacceptable").checked = p.both_unacceptable;
+    $("#harm-severity").value = p.harm_severity;
+    $("#rationale").value = p.rationale || "";
+    spans = (p.error_spans || []).map((x) => ({ ...x }));
+    renderSpanLists();
+    updateRationaleRequirement();
   }
 
   function renderSpanLists() {
@@ -297,7 +324,8 @@
     $("#submit").disabled = true;
     const assignmentId = current.assignment_id;
     body.idempotency_key = keyFor(assignmentId);
-    body.time_spent_ms = elapsedMs();
+    // A correction adds its minutes to the first pass: the pair took both.
+    body.time_spent_ms = elapsedMs() + (correcting ? correction.prefill.time_spent_ms || 0 : 0);
     let response;
     try {
       response = await post(`/api/assignments/${assignmentId}/judgment/`, body);
@@ -308,15 +336,22 @@
       return;
     }
     const data = await response.json().catch(() => ({}));
+    if (response.ok && correcting) {
+      sessionStorage.removeItem(keyName(assignmentId));
+      window.location.assign(ws.dataset.reviewUrl.replace("{id}", String(data.id)));
+      return;
+    }
     if (response.ok) {
-      sessionStorage.removeItem("clinpref:key:" + assignmentId);
+      sessionStorage.removeItem(keyName(assignmentId));
       loadNext(response.status === 200 ? "That judgment was already saved; it was stored once." : "");
       return;
     }
     submitting = false;
     $("#submit").disabled = false;
-    if (data.code === "lease_expired") {
-      sessionStorage.removeItem("clinpref:key:" + assignmentId);
+    if (correcting) {
+      formError(data.detail || `The server answered ${response.status}.`);
+    } else if (data.code === "lease_expired") {
+      sessionStorage.removeItem(keyName(assignmentId));
       loadNext("Your hold on that pair expired before you submitted, so it may have gone to another physician. Here is a fresh pair.");
     } else if (response.status === 409) {
       banner("error", data.detail || "This pair can no longer be judged.");
@@ -328,27 +363,29 @@
   form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
 
   // ------------------------------------------------------------------ skip
-  const skipDialog = $("#skip-dialog");
-  function openSkip() { if (!current) return; $("#skip-reason").value = ""; skipDialog.showModal(); $("#skip-reason").focus(); }
-  $("#skip-open").addEventListener("click", openSkip);
-  $("#skip-cancel").addEventListener("click", () => skipDialog.close());
-  $("#skip-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const reason = $("#skip-reason").value.trim();
-    if (!reason || !current) { $("#skip-reason").focus(); return; }
-    skipDialog.close();
-    const response = await post(`/api/assignments/${current.assignment_id}/skip/`, { reason }).catch(() => null);
-    if (!response) { banner("error", "Could not reach the server; the pair was not skipped."); return; }
-    const data = await response.json().catch(() => ({}));
-    if (response.ok || data.code === "lease_expired") loadNext(response.ok ? "Skipped. Here is the next pair." : data.detail);
-    else banner("error", data.detail || "Could not skip this pair.");
-  });
+  const skipDialog = $("#skip-dialog"); // absent in correction mode: a submitted pair cannot be skipped
+  function openSkip() { if (!current || !skipDialog) return; $("#skip-reason").value = ""; skipDialog.showModal(); $("#skip-reason").focus(); }
+  if (skipDialog) {
+    $("#skip-open").addEventListener("click", openSkip);
+    $("#skip-cancel").addEventListener("click", () => skipDialog.close());
+    $("#skip-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const reason = $("#skip-reason").value.trim();
+      if (!reason || !current) { $("#skip-reason").focus(); return; }
+      skipDialog.close();
+      const response = await post(`/api/assignments/${current.assignment_id}/skip/`, { reason }).catch(() => null);
+      if (!response) { banner("error", "Could not reach the server; the pair was not skipped."); return; }
+      const data = await response.json().catch(() => ({}));
+      if (response.ok || data.code === "lease_expired") loadNext(response.ok ? "Skipped. Here is the next pair." : data.detail);
+      else banner("error", data.detail || "Could not skip this pair.");
+    });
+  }
 
   // ------------------------------------------------------------------ help and keys
   const help = $("#help-dialog");
   function toggleHelp() { if (help.open) help.close(); else help.showModal(); }
   $("#help-open").addEventListener("click", toggleHelp);
-  $("#check-again").addEventListener("click", () => loadNext(""));
+  if (!correcting) $("#check-again").addEventListener("click", () => loadNext(""));
 
   function toggle(input) { input.checked = !input.checked; input.dispatchEvent(new Event("change", { bubbles: true })); }
   function cycleSeverity(step) {
@@ -361,7 +398,7 @@
 
   document.addEventListener("keydown", (e) => {
     if (e.isComposing) return;
-    if (skipDialog.open) return; // the dialog's own form handles Enter and Esc
+    if (skipDialog && skipDialog.open) return; // the dialog's own form handles Enter and Esc
     if (help.open) { if (e.key === "?") { e.preventDefault(); help.close(); } return; }
     if (!current) return;
     const t = e.target;
@@ -414,5 +451,6 @@
     e.preventDefault();
   });
 
-  loadNext("");
+  if (correcting) { render(correction.assignment); prefill(correction.prefill); }
+  else loadNext("");
 })();

@@ -11,7 +11,7 @@ from django.db import transaction
 from . import agreement as engine
 from .audit import audit_record
 from .errors import DomainError, Forbidden, NotFound
-from .models import Adjudication, Batch, Judgment, Pair, Preference, Role
+from .models import Adjudication, Batch, BatchState, Judgment, Pair, Preference, Role
 
 PREFERENCE_SYMBOLS = {-2: "A>>B", -1: "A>B", 0: "=", 1: "B>A", 2: "B>>A"}
 _SYMBOL_TO_PREFERENCE = {v: k for k, v in PREFERENCE_SYMBOLS.items()}
@@ -94,6 +94,31 @@ def _latest_adjudications(*, batch: Batch) -> dict[int, int]:
     ):
         latest.setdefault(pair_id, pref)
     return latest
+
+
+# Physicians settle disputes of batches still in work; an admin may also revise an exported batch
+# (the next export picks the decision up).
+ADJUDICATOR_STATES = (BatchState.OPEN, BatchState.CLOSED)
+ADMIN_ADJUDICATION_STATES = (*ADJUDICATOR_STATES, BatchState.EXPORTED)
+
+
+def adjudication_batches(*, user):
+    """The batches whose disputes `user` may settle: every one for an admin, their own specialty's
+    for a senior physician with the adjudication right, none for anyone else."""
+    if not user_can_adjudicate(user):
+        return Batch.objects.none()
+    if user.profile.role == Role.ADMIN:
+        return Batch.objects.filter(state__in=ADMIN_ADJUDICATION_STATES)
+    return Batch.objects.filter(state__in=ADJUDICATOR_STATES, specialty_id=user.profile.specialty_id)
+
+
+def pair_for_adjudicator(*, pair_id: int, user) -> Pair:
+    """The pair, or NotFound when it does not exist or lies outside the user's batches (404, not
+    403, so pair ids of other specialties cannot be probed)."""
+    pair = pair_get(pair_id=pair_id)
+    if not adjudication_batches(user=user).filter(pk=pair.batch_id).exists():
+        raise NotFound(f"Pair {pair_id} does not exist among the batches you adjudicate.")
+    return pair
 
 
 def pair_get(*, pair_id: int) -> Pair:

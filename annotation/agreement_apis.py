@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from . import adjudication, agreement_reports
 from .agreement import LEVELS
-from .errors import DomainError
+from .errors import DomainError, NotFound
 from .permissions import CanAdjudicate, IsAdminRole
 from .selectors import batch_get
 
@@ -86,7 +86,9 @@ class BatchDisputesApi(APIView):
     def get(self, request, batch_id: int):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        batch = batch_get(batch_id=batch_id)
+        batch = adjudication.adjudication_batches(user=request.user).filter(pk=batch_id).first()
+        if batch is None:
+            raise NotFound(f"Batch {batch_id} does not exist among the batches you adjudicate.")
         return Response(adjudication.batch_disputes_list(batch=batch, **params.validated_data))
 
 
@@ -116,14 +118,14 @@ class PairAdjudicationApi(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, pair_id: int):
-        pair = adjudication.pair_get(pair_id=pair_id)
+        pair = adjudication.pair_for_adjudicator(pair_id=pair_id, user=request.user)
         return Response(adjudication.adjudication_detail(pair=pair))
 
     @extend_schema(request=InputSerializer, responses={201: dict})
     def post(self, request, pair_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        pair = adjudication.pair_get(pair_id=pair_id)
+        pair = adjudication.pair_for_adjudicator(pair_id=pair_id, user=request.user)
         adjudication.adjudication_record(pair=pair, decided_by=request.user, **data.validated_data)
         return Response(adjudication.adjudication_detail(pair=pair), status=status.HTTP_201_CREATED)
 

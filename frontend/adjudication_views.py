@@ -10,9 +10,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from annotation import selectors
+from annotation.adjudication import adjudication_batches, pair_for_adjudicator
 from annotation.errors import DomainError, NotFound
-from annotation.models import BatchState, Role
-from annotation.permissions import user_role
 
 from .access import adjudicator_required
 from .dashboard_views import nav_context
@@ -21,10 +20,6 @@ from .integrations import capability
 from .markdown import markdown_to_safe_html
 from .views import label_words
 
-# Draft batches have no judgments. Physicians settle disputes while a batch is open or just
-# closed; an admin may also revise an exported batch (the next export picks the decision up).
-PHYSICIAN_STATES = [BatchState.OPEN, BatchState.CLOSED]
-ADMIN_STATES = [*PHYSICIAN_STATES, BatchState.EXPORTED]
 PAGE_SIZE = 25
 STATUS_WORDS = (("open", "Not yet adjudicated"), ("adjudicated", "Adjudicated"), ("all", "All disputes"))
 
@@ -39,22 +34,16 @@ def _not_available(request):
 
 
 def _batches_for(user):
-    """The batches whose disputes this user may settle; a physician only their own specialty's."""
-    if user_role(user) == Role.ADMIN:
-        return selectors.batches_with_progress(states=ADMIN_STATES)
-    return selectors.batches_with_progress(states=PHYSICIAN_STATES, specialty_id=user.profile.specialty_id)
+    """The batches whose disputes this user may settle (the rule lives in annotation.adjudication)."""
+    return selectors.batches_with_progress().filter(pk__in=adjudication_batches(user=user).values("pk"))
 
 
 def _pair_for(user, service, pair_id: int):
-    """The pair, or 404 when it does not exist or lies outside the batches this user may settle
-    (a 404 rather than a 403, so a physician cannot probe other specialties' pair ids)."""
+    """The pair, or 404 when it does not exist or lies outside the batches this user may settle."""
     try:
-        pair = service.pair_get(pair_id=pair_id)
+        return pair_for_adjudicator(pair_id=pair_id, user=user)
     except NotFound:
-        raise Http404("No such pair.")
-    if not _batches_for(user).filter(pk=pair.batch_id).exists():
         raise Http404("No such pair among the batches you adjudicate.")
-    return pair
 
 
 def _safe_next(request) -> str | None:

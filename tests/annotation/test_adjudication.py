@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def disputed():
     """Pair 0: raters on opposite sides; pair 1: a tie against a preference; pair 2: unanimous."""
-    batch = factories.BatchFactory(name="disputes")
+    batch = factories.BatchFactory(name="disputes", state="open")
     pairs = factories.make_pairs(batch, 3)
     raters = [factories.physician(f"doc_{i}", batch.specialty) for i in range(3)]
     votes = [(-2, 1, 2), (-1, -1, 0), (1, 1, 1)]
@@ -129,3 +129,16 @@ def test_senior_physician_can_adjudicate_over_the_api(disputed):
     senior.profile.save(update_fields=["can_adjudicate"])
     response = client_for(senior).post(f"/api/pairs/{pairs[1].pk}/adjudication/", {"preference": "=", "note": "Same."}, format="json")
     assert response.status_code == 201
+
+
+def test_senior_physician_is_kept_to_their_specialty(disputed):
+    batch, pairs, _ = disputed
+    psych = factories.SpecialtyFactory(name="Psychiatry", slug="psychiatry")
+    outsider = factories.physician("senior_psych", psych)
+    outsider.profile.can_adjudicate = True
+    outsider.profile.save(update_fields=["can_adjudicate"])
+    client = client_for(outsider)
+    assert client.get(f"/api/pairs/{pairs[0].pk}/adjudication/").status_code == 404
+    assert client.post(f"/api/pairs/{pairs[0].pk}/adjudication/", {"preference": "=", "note": "No."}, format="json").status_code == 404
+    assert client.get(f"/api/batches/{batch.pk}/disputes/").status_code == 404
+    assert not Adjudication.objects.exists()

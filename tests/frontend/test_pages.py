@@ -382,3 +382,9 @@ def test_no_correction_once_the_batch_is_closed(physician, my_judgment, open_bat
     response = client.get(f"/judgments/{my_judgment.pk}/correct/", follow=True)
     assert response.redirect_chain[-1][0] == f"/judgments/{my_judgment.pk}/"
     assert "can no longer be corrected" in response.content.decode()
+
+
+def test_unknown_ids_are_404_pages_not_500(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/dashboard/batches/999999/").status_code == 404
+    assert client.get("/dashboard/batches/999999/agreement/").status_code == 404

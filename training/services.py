@@ -1,23 +1,21 @@
-"""Writes of the training domain: start pipelines, execute one run in a worker, cancel, reap runs
-whose worker died, and launch training when a batch closes. Keyword-only, audited.
+"""Writes of the training domain, the life cycle of a run: start pipelines, execute one run in a
+worker, cancel, reap runs whose worker died. Keyword-only, audited. How the trainer itself is
+started (in process or under `accelerate launch`) is in launching.py; what a closed batch starts
+is in batch_closed.py.
 
 Workers may live on other hosts: a run reads its export snapshot and its parent's model through
-Django's storage API, writes its model back through it (under training/<run id>/model/), and
+Django's storage API (artifacts.py), writes its model back through it (under training/<run id>/model/), and
 reports progress, heartbeat and metrics through the database. Nothing here imports torch or TRL at
 module level: the web process imports this module too."""
 
 from __future__ import annotations
 
 import collections
-import importlib
 import json
 import logging
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,16 +25,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, NotFound
-from annotation.models import AuditEvent, Batch, ExportSnapshot
+from annotation.models import ExportSnapshot
 
-from . import configs
+from . import artifacts, configs, launching
 from .models import RunKind, RunStatus, TrainingMetric, TrainingPipeline, TrainingRun
 
 logger = logging.getLogger("training")
@@ -48,9 +44,6 @@ DEMO_NOTE = (
     "general-purpose MiniLM-L6 sentence encoder shipped with the app and any policy from a tiny, randomly "
     "initialised 2-layer model built on the worker. Its outputs mean nothing clinically."
 )
-RUNNER_MODULES = {kind: f"training.runners.{'reward' if kind == RunKind.REWARD_MODEL else kind}" for kind in RunKind.values}
-# The export files a run reads: the TRL preference splits (both flavours) and the manifest.
-SNAPSHOT_FILES = ("train.jsonl", "test.jsonl", "train.conversational.jsonl", "test.conversational.jsonl", "manifest.json")
 
 
 def _setting(name: str, default):
@@ -149,47 +142,6 @@ def training_start(*, export_id: int, pipeline: str, base_model: str = "", param
     if export is None:
         raise NotFound(f"Export {export_id} does not exist.")
     return pipeline_start(export=export, pipeline=pipeline, base_model=base_model, params=params, created_by=created_by)
-
-
-def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
-    """The batch_closed subscriber: check the agreement gate, export with the default params and
-    start the batch's training pipeline - exactly once per batch, even when two closes or a retried
-    event race. The batch row lock serialises them; the pipeline's unique trigger_key backs it up."""
-    from annotation.agreement_reports import batch_agreement_gate
-    from annotation.export_services import export_create, export_default_params
-
-    key = f"batch_closed:{batch_id}"
-    try:
-        with transaction.atomic():
-            batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
-            if batch is None:
-                raise NotFound(f"Batch {batch_id} does not exist.")
-            if TrainingPipeline.objects.filter(trigger_key=key).exists():
-                logger.info("training.batch_closed_duplicate", extra={"batch_id": batch_id})
-                return None
-            if AuditEvent.objects.filter(action="training.gate_blocked", batch_id=batch_id).exists():
-                return None
-            passed, reasons = batch_agreement_gate(batch=batch)
-            if not passed and not batch.gate_override_reason.strip():
-                audit_record(actor=None, action="training.gate_blocked", obj=batch, batch=batch,
-                             data={"reasons": reasons, "note": "Training was not started: agreement is below the batch's "
-                                   "gate and no override reason was given."})
-                logger.info("training.gate_blocked", extra={"batch_id": batch_id})
-                return None
-            if not passed:
-                audit_record(actor=batch.closed_by, action="training.gate_overridden", obj=batch, batch=batch,
-                             data={"reasons": reasons, "override_reason": batch.gate_override_reason})
-            export = export_create(batch=batch, params=export_default_params(), created_by=batch.closed_by)
-            # Hyper-parameters for automatic launches come from settings (CLINPREF["TRAINING_AUTO_PARAMS"]),
-            # so operators tune them per deployment without touching batches.
-            runs = pipeline_start(export=export, pipeline=batch.training_pipeline, params=_setting("TRAINING_AUTO_PARAMS", None),
-                                  base_model=_setting("TRAINING_AUTO_BASE_MODEL", ""), created_by=batch.closed_by, strict_params=False,
-                                  trigger=TrainingPipeline.Trigger.BATCH_CLOSED, trigger_key=key)
-            return runs[0].pipeline
-    except IntegrityError:
-        # Another process won the unique trigger_key between our check and insert.
-        logger.info("training.batch_closed_duplicate", extra={"batch_id": batch_id})
-        return None
 
 
 # ---------------------------------------------------------------- cancelling and reaping
@@ -369,38 +321,6 @@ def _claim(run_id: int, task_id: str) -> TrainingRun | None:
         return run
 
 
-def _download_snapshot(export: ExportSnapshot, data_dir: Path) -> None:
-    from annotation.export_services import export_open_file
-
-    names = {entry["name"] for entry in export.files}
-    for name in SNAPSHOT_FILES:
-        if name in names:
-            with export_open_file(snapshot=export, name=name) as src, open(data_dir / name, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-
-
-def _download_artifacts(run: TrainingRun, target: Path) -> None:
-    for entry in run.artifact_files:
-        local = target / entry["name"]
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with default_storage.open(entry["path"], "rb") as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-
-
-def _upload_artifacts(run_id: int, source: Path) -> tuple[str, list[dict]]:
-    prefix = f"training/{run_id}/model"
-    files = []
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        rel = path.relative_to(source).as_posix()
-        name = f"{prefix}/{rel}"
-        if default_storage.exists(name):  # a retried attempt replaces its own earlier upload
-            default_storage.delete(name)
-        with open(path, "rb") as fh:
-            saved = default_storage.save(name, File(fh, name=path.name))
-        files.append({"name": rel, "path": saved, "bytes": path.stat().st_size})
-    return prefix + "/", files
-
-
 def _resolve_base(run: TrainingRun, work: Path) -> str:
     """The local path (or hub id) the runner loads. Demo bases are built here, never downloaded."""
     if run.base_model == DEMO_REWARD_BASE:
@@ -433,11 +353,11 @@ def run_execute(*, run_id: int, task_id: str = "") -> TrainingRun | None:
     try:
         data_dir = work / "data"
         data_dir.mkdir()
-        _download_snapshot(run.export, data_dir)
+        artifacts.snapshot_download(run.export, data_dir)
         reward_path = None
         if run.parent_id and run.parent.kind == RunKind.REWARD_MODEL:
             reward_path = work / "reward-model"
-            _download_artifacts(run.parent, reward_path)
+            artifacts.artifacts_download(run.parent, reward_path)
         ctx = RunContext(
             kind=run.kind, data_dir=data_dir, output_dir=work / "model", config=run.config,
             base_model=_resolve_base(run, work), reward_model_path=str(reward_path) if reward_path else None,
@@ -446,8 +366,8 @@ def run_execute(*, run_id: int, task_id: str = "") -> TrainingRun | None:
                               "parent_run": run.parent_id, "note": run.note},
         )
         logger.info("training.run_started", extra={"run_id": run.pk, "kind": run.kind})
-        result = _train(ctx, work=work, reporter=reporter, tail=tail)
-        artifact_path, artifact_files = _upload_artifacts(run.pk, ctx.output_dir)
+        result = launching.train(ctx, launcher=_setting("TRAINING_LAUNCHER", "auto"), work=work, reporter=reporter, tail=tail)
+        artifact_path, artifact_files = artifacts.artifacts_upload(run.pk, ctx.output_dir)
     except Exception as exc:
         logger.exception("training.run_failed", extra={"run_id": run.pk})
         _finish_failed(run.pk, error="".join(traceback.format_exception_only(type(exc), exc)).strip(),
@@ -461,114 +381,6 @@ def run_execute(*, run_id: int, task_id: str = "") -> TrainingRun | None:
             lg.removeHandler(tail)
         shutil.rmtree(work, ignore_errors=True)
     return TrainingRun.objects.get(pk=run_id)
-
-
-def _num_processes(config: dict) -> int:
-    """The run's `num_processes`: a number, or "auto" = every GPU of this host (1 without GPUs)."""
-    wanted = config.get("num_processes", "auto")
-    if wanted != "auto":
-        return int(wanted)
-    import torch  # here, not at module level: the web process imports this module too
-
-    return max(torch.cuda.device_count(), 1)
-
-
-def _train(ctx, *, work: Path, reporter: _Reporter, tail: _LogTail):
-    """Run the trainer in this process, or under `accelerate launch` when the run spans several
-    GPUs (TRAINING_LAUNCHER="accelerate" forces the launcher even for one process)."""
-    processes = _num_processes(ctx.config)
-    if processes == 1 and _setting("TRAINING_LAUNCHER", "auto") != "accelerate":
-        return importlib.import_module(RUNNER_MODULES[ctx.kind]).run(ctx)
-    return _train_launched(ctx, processes=processes, work=work, reporter=reporter, tail=tail)
-
-
-def _accelerate_command(*, processes: int, spec: Path) -> list[str]:
-    import torch
-
-    cli = Path(sys.executable).with_name("accelerate")
-    cmd = [str(cli), "launch"] if cli.exists() else [sys.executable, "-m", "accelerate.commands.launch"]
-    # Explicit values, so a stray ~/.cache/huggingface/accelerate config cannot change the topology;
-    # precision is the run's own bf16 param (TRL's config sets it inside the trainer).
-    cmd += ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--quiet"]
-    if processes > 1:
-        cmd.append("--multi_gpu")
-    elif not torch.cuda.is_available():
-        cmd += ["--cpu", "--num_cpu_threads_per_process", str(torch.get_num_threads())]  # as many threads as in-process
-    return cmd + ["-m", "training.runners.launch", "--spec", str(spec)]
-
-
-def _forward_progress(path: Path, offset: int, report) -> int:
-    """Hand the complete JSON lines written since `offset` to report(); returns the new offset."""
-    if not path.exists():
-        return offset
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        chunk = fh.read()
-    complete = chunk.rfind(b"\n") + 1  # a line still being written waits for the next poll
-    for line in chunk[:complete].splitlines():
-        if line.strip():
-            point = json.loads(line)
-            report(point["step"], point["total"], point["metrics"])
-    return offset + complete
-
-
-def _file_tail(path: Path, lines: int, max_bytes: int = 256_000) -> list[str]:
-    if not path.exists():
-        return []
-    with open(path, "rb") as fh:
-        fh.seek(max(path.stat().st_size - max_bytes, 0))
-        return fh.read().decode("utf-8", "replace").splitlines()[-lines:]
-
-
-def _train_launched(ctx, *, processes: int, work: Path, reporter: _Reporter, tail: _LogTail):
-    """Train under `accelerate launch` (training/runners/launch.py) and bridge its callbacks: its
-    progress lines go to the same reporter as an in-process run, a cancel becomes its stop file,
-    its RunResult comes back as JSON. A non-zero exit raises with the child's last lines."""
-    from training.runners.common import RunResult
-
-    io = work / "launch"
-    io.mkdir()
-    progress, stop, result_file, output = io / "progress.jsonl", io / "stop", io / "result.json", io / "output.log"
-    spec = io / "spec.json"
-    spec.write_text(json.dumps({
-        "kind": ctx.kind, "runner": RUNNER_MODULES[ctx.kind], "data_dir": str(ctx.data_dir), "output_dir": str(ctx.output_dir),
-        "config": ctx.config, "base_model": ctx.base_model, "reward_model_path": ctx.reward_model_path,
-        "model_card_extra": ctx.model_card_extra, "progress_file": str(progress), "stop_file": str(stop), "result_file": str(result_file),
-    }, default=str), encoding="utf-8")
-    root = str(settings.BASE_DIR)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    command = _accelerate_command(processes=processes, spec=spec)
-    logger.info("training.launch", extra={"command": " ".join(command)})
-    with open(output, "wb") as out:
-        # Its own session, so an interrupted task can take down every trainer process it started.
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True)
-    offset = 0
-    try:
-        while True:
-            try:
-                proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-            offset = _forward_progress(progress, offset, reporter.report)
-            if proc.returncode is not None:
-                break
-            if not stop.exists() and reporter.should_stop():
-                stop.touch()
-    finally:
-        if proc.poll() is None:  # soft time limit or worker shutdown while training
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        last = _file_tail(output, 200)
-        tail.lines.extend(last)
-    if proc.returncode != 0 or not result_file.exists():
-        said = next((line.strip() for line in reversed(last) if line.strip()), "no output")
-        raise RuntimeError(f"accelerate launch ({processes} process(es)) exited with code {proc.returncode}: {said}\n"
-                           "Its last lines:\n" + "\n".join(last[-15:]))
-    return RunResult(**json.loads(result_file.read_text(encoding="utf-8")))
 
 
 @transaction.atomic

@@ -13,7 +13,7 @@ from celery import shared_task
 
 from config.celery_app import app
 
-from . import services
+from . import batch_closed, services
 
 TRAINING_TIME_LIMIT = int(os.environ.get("CLINPREF_TRAINING_TIME_LIMIT", 24 * 3600))
 # The soft limit raises inside the run, which then records itself as failed with the reason.
@@ -36,7 +36,7 @@ def train_run(self, run_id: int) -> str | None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(ConnectionError,), max_retries=3, retry_backoff=True)
 def handle_batch_closed(batch_id: int) -> int | None:
-    pipeline = services.batch_closed_handle(batch_id=batch_id)
+    pipeline = batch_closed.batch_closed_handle(batch_id=batch_id)
     return pipeline.pk if pipeline is not None else None
 
 

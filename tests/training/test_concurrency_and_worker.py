@@ -17,7 +17,7 @@ from annotation.models import BatchEvent, ExportSnapshot
 from annotation.services import batch_close
 from tests import factories
 from tests.training.conftest import FAST_PARAMS, gate_open_batch
-from training import services
+from training import batch_closed, services
 from training.models import RunStatus, TrainingPipeline, TrainingRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def test_concurrent_closes_launch_training_exactly_once(transactional_db, media,
     results, errors = _run_threads(2, lambda i: batch_close(batch_id=batch.pk, actor=(admin_a, admin_b)[i]))
     assert len(results) == 1 and len(errors) == 1 and isinstance(errors[0], InvalidTransition)
     # The event is redelivered and the handler retried by several workers at once.
-    results, errors = _run_threads(4, lambda i: services.batch_closed_handle(batch_id=batch.pk))
+    results, errors = _run_threads(4, lambda i: batch_closed.batch_closed_handle(batch_id=batch.pk))
     assert not errors
 
     assert BatchEvent.objects.filter(batch=batch).count() == 1

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.training.test_pipeline import _queued_pipeline
-from training import configs, services
+from training import configs, launching, services
 from training.models import RunStatus, TrainingMetric, TrainingRun
 
 
@@ -25,8 +25,8 @@ def launched(settings, media, tmp_path):
 
 def _launches(monkeypatch) -> list[list[str]]:
     commands = []
-    original = services._accelerate_command
-    monkeypatch.setattr(services, "_accelerate_command", lambda **kw: commands.append(original(**kw)) or commands[-1])
+    original = launching._accelerate_command
+    monkeypatch.setattr(launching, "_accelerate_command", lambda **kw: commands.append(original(**kw)) or commands[-1])
     return commands
 
 
@@ -82,7 +82,7 @@ def test_num_processes_is_auto_or_a_whole_number():
     for bad in (0, -1, "x", 1.5, True, None):
         with pytest.raises(configs.ParamsInvalid, match="num_processes"):
             configs.params_resolve(kind="ppo", params={"num_processes": bad})
-    assert services._num_processes({"num_processes": 3}) == 3
+    assert launching._num_processes({"num_processes": 3}) == 3
 
 
 def test_progress_lines_are_forwarded_once_and_only_when_complete(tmp_path):
@@ -91,11 +91,11 @@ def test_progress_lines_are_forwarded_once_and_only_when_complete(tmp_path):
     def report(step, total, metrics):
         seen.append((step, total, metrics))
 
-    assert services._forward_progress(path, 0, report) == 0  # the trainer has not started yet
+    assert launching._forward_progress(path, 0, report) == 0  # the trainer has not started yet
     path.write_text(json.dumps({"step": 1, "total": 4, "metrics": {"loss": 0.7}}) + "\n" + '{"step": 2, "tot')
-    offset = services._forward_progress(path, 0, report)
+    offset = launching._forward_progress(path, 0, report)
     assert seen == [(1, 4, {"loss": 0.7})]
     with open(path, "a") as fh:
         fh.write('al": 4, "metrics": {}}\n')
-    services._forward_progress(path, offset, report)
+    launching._forward_progress(path, offset, report)
     assert seen == [(1, 4, {"loss": 0.7}), (2, 4, {})]

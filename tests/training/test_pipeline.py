@@ -11,7 +11,7 @@ from annotation.services import batch_close
 from tests import factories
 from tests.conftest import client_for
 from tests.training.conftest import FAST_PARAMS, gate_open_batch
-from training import services
+from training import batch_closed, services
 from training.models import RunStatus, TrainingMetric, TrainingPipeline, TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_gate_blocks_training_without_override(media, django_capture_on_commit_c
     event = AuditEvent.objects.get(action="training.gate_blocked", batch_id=batch.pk)
     assert event.data["reasons"]
     # A retried event does not write a second note.
-    services.batch_closed_handle(batch_id=batch.pk)
+    batch_closed.batch_closed_handle(batch_id=batch.pk)
     assert AuditEvent.objects.filter(action="training.gate_blocked", batch_id=batch.pk).count() == 1
 
 
@@ -107,11 +107,11 @@ def test_gate_override_reason_lets_training_start(media, settings):
     settings.CLINPREF = {**settings.CLINPREF, "TRAINING_AUTO_PARAMS": FAST_PARAMS}
     batch = gate_open_batch(state="closed", pipeline="reward_model")
     Batch.objects.filter(pk=batch.pk).update(min_alpha=1.1, gate_override_reason="Pilot batch, reviewed by hand.")
-    pipeline = services.batch_closed_handle(batch_id=batch.pk)
+    pipeline = batch_closed.batch_closed_handle(batch_id=batch.pk)
     assert pipeline is not None and pipeline.runs.get().status == RunStatus.QUEUED  # on_commit not run here
     assert AuditEvent.objects.filter(action="training.gate_overridden", batch_id=batch.pk).exists()
     # Exactly once: a second delivery of the event starts nothing.
-    assert services.batch_closed_handle(batch_id=batch.pk) is None
+    assert batch_closed.batch_closed_handle(batch_id=batch.pk) is None
     assert TrainingPipeline.objects.count() == 1
 
 

@@ -2,7 +2,7 @@
 
     accelerate launch --multi_gpu --num_processes 4 -m training.runners.launch --spec SPEC.json
 
-training.services writes the spec and starts this; it stays the only process that talks to the
+training.launching writes the spec and starts this; it stays the only process that talks to the
 database. The spec (JSON) holds the RunContext fields (kind, data_dir, output_dir, config,
 base_model, reward_model_path, model_card_extra), the runner module, and three files that carry
 the callbacks across the process boundary:
@@ -60,7 +60,7 @@ def _write_json_atomically(path: Path, payload: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, type=Path, help="JSON spec written by training.services")
+    parser.add_argument("--spec", required=True, type=Path, help="JSON spec written by training.launching")
     spec = json.loads(parser.parse_args(argv).spec.read_text(encoding="utf-8"))
 
     import torch

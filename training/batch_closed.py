@@ -1,0 +1,59 @@
+"""What a closed batch starts: the agreement gate, an export with the default params and the
+batch's training pipeline - exactly once per batch. Subscribed to the batch_closed event
+(training.tasks.handle_batch_closed)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+
+from annotation.audit import audit_record
+from annotation.errors import NotFound
+from annotation.models import AuditEvent, Batch
+
+from .models import TrainingPipeline
+from .services import _setting, pipeline_start
+
+logger = logging.getLogger("training")
+
+
+def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
+    """The batch_closed subscriber: check the agreement gate, export with the default params and
+    start the batch's training pipeline - exactly once per batch, even when two closes or a retried
+    event race. The batch row lock serialises them; the pipeline's unique trigger_key backs it up."""
+    from annotation.agreement_reports import batch_agreement_gate
+    from annotation.export_services import export_create, export_default_params
+
+    key = f"batch_closed:{batch_id}"
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
+            if batch is None:
+                raise NotFound(f"Batch {batch_id} does not exist.")
+            if TrainingPipeline.objects.filter(trigger_key=key).exists():
+                logger.info("training.batch_closed_duplicate", extra={"batch_id": batch_id})
+                return None
+            if AuditEvent.objects.filter(action="training.gate_blocked", batch_id=batch_id).exists():
+                return None
+            passed, reasons = batch_agreement_gate(batch=batch)
+            if not passed and not batch.gate_override_reason.strip():
+                audit_record(actor=None, action="training.gate_blocked", obj=batch, batch=batch,
+                             data={"reasons": reasons, "note": "Training was not started: agreement is below the batch's "
+                                   "gate and no override reason was given."})
+                logger.info("training.gate_blocked", extra={"batch_id": batch_id})
+                return None
+            if not passed:
+                audit_record(actor=batch.closed_by, action="training.gate_overridden", obj=batch, batch=batch,
+                             data={"reasons": reasons, "override_reason": batch.gate_override_reason})
+            export = export_create(batch=batch, params=export_default_params(), created_by=batch.closed_by)
+            # Hyper-parameters for automatic launches come from settings (CLINPREF["TRAINING_AUTO_PARAMS"]),
+            # so operators tune them per deployment without touching batches.
+            runs = pipeline_start(export=export, pipeline=batch.training_pipeline, params=_setting("TRAINING_AUTO_PARAMS", None),
+                                  base_model=_setting("TRAINING_AUTO_BASE_MODEL", ""), created_by=batch.closed_by, strict_params=False,
+                                  trigger=TrainingPipeline.Trigger.BATCH_CLOSED, trigger_key=key)
+            return runs[0].pipeline
+    except IntegrityError:
+        # Another process won the unique trigger_key between our check and insert.
+        logger.info("training.batch_closed_duplicate", extra={"batch_id": batch_id})
+        return None

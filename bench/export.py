@@ -124,8 +124,8 @@ def phase_load(url: str, n: int) -> int:
 
     with connection.cursor() as django_cur:
         cur = django_cur.cursor  # the psycopg cursor: COPY support
-        copy_rows(cur, "annotation_prompt", ["id", "text", "text_sha256", "external_id", "specialty_id", "metadata", "created_at"],
-              (f"{i}\t{prompt_text.format(i=i)}\t{hashlib.sha256(str(i).encode()).hexdigest()}\t\t{spec.pk}\t{{}}\t{now}\n"
+        copy_rows(cur, "annotation_prompt", ["id", "text", "text_sha256", "external_id", "metadata", "created_at"],
+              (f"{i}\t{prompt_text.format(i=i)}\t{hashlib.sha256(str(i).encode()).hexdigest()}\t\t{{}}\t{now}\n"
                for i in range(1, n + 1)))
         copy_rows(cur, "annotation_completion", ["id", "prompt_id", "text", "model_name", "model_version", "external_id"],
               (f"{2 * i - 1 + k}\t{i}\t{(a_text if k == 0 else b_text).format(i=i)}\tmodel-{'ab'[k]}\t1\t\n"

@@ -121,3 +121,137 @@ def distribution_svg(distribution: dict) -> SafeString:
                    f'<text x="{x + bw / 2}" y="{height - bottom + 16}" text-anchor="middle">{label}</text></g>')
     out.append(f'<line x1="16" x2="{width - 16}" y1="{height - bottom}" y2="{height - bottom}" stroke="#9aa8b3"/></svg>')
     return mark_safe("".join(out))
+
+
+# Okabe & Ito's palette, told apart by people with any common colour-vision deficiency; each
+# series also has its own marker shape, so the chart reads in greyscale too.
+TREND_SERIES = (
+    ("krippendorff_alpha", "Krippendorff's α", "#0072b2", "circle"),
+    ("fleiss_kappa", "Fleiss' κ", "#d55e00", "square"),
+    ("mean_cohen_kappa", "Mean Cohen's κ", "#009e73", "triangle"),
+)
+LANDIS_KOCH_BANDS = ((0.0, "slight"), (0.2, "fair"), (0.4, "moderate"), (0.6, "substantial"), (0.8, "almost perfect"))
+
+
+def _marker(shape: str, x: float, y: float, colour: str) -> str:
+    if shape == "square":
+        return f'<rect x="{x - 4.5:.1f}" y="{y - 4.5:.1f}" width="9" height="9" fill="{colour}" stroke="#fff"/>'
+    if shape == "triangle":
+        return f'<path d="M{x:.1f},{y - 6:.1f} L{x + 5.5:.1f},{y + 4:.1f} L{x - 5.5:.1f},{y + 4:.1f} Z" fill="{colour}" stroke="#fff"/>'
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}" stroke="#fff"/>'
+
+
+def trend_svg(points: list[dict]) -> SafeString:
+    """Alpha, Fleiss' kappa and mean Cohen's kappa per batch in time order (agreement_trend rows
+    plus each batch's `min_alpha` and `date`), with 95% whiskers where the report has them and the
+    alpha gate as a dashed line: one line when every batch has the same threshold, one segment per
+    batch otherwise."""
+    if not points:
+        return mark_safe('<p class="muted">No batch has judgments yet.</p>')
+    left, right, top, bottom = 56, 120, 44, 74
+    width, height = 900, 400
+    slot = (width - left - right) / len(points)
+    dodge = min(12.0, slot / 6)  # the three series side by side, so whiskers never hide each other
+    values = [v for p in points for key, *_ in TREND_SERIES for v in (p.get(key), *(p.get(f"{key}_ci") or ())) if v is not None]
+    thresholds = [p.get("min_alpha") for p in points]
+    values += [t for t in thresholds if t is not None]
+    lo = max(-1.0, min(0.0, (min(values, default=0.0) * 5 // 1) / 5))  # down to the next 0.2 below the lowest figure
+    hi = 1.0
+    plot_h = height - top - bottom
+
+    def ypos(v: float) -> float:
+        return top + (hi - max(lo, min(hi, v))) / (hi - lo) * plot_h
+
+    def xpos(i: int, s: int = 1) -> float:
+        return left + slot * (i + 0.5) + (s - 1) * dodge
+
+    out = [f'<svg class="chart trend" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="Agreement per batch over time: Krippendorff alpha, Fleiss kappa and mean Cohen kappa" style="max-width:1000px">']
+    tick = lo
+    while tick <= hi + 1e-9:
+        y = ypos(tick)
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{"#9aa8b3" if abs(tick) < 1e-9 else "#e6ebef"}"/>'
+                   f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick:.1f}</text>')
+        tick = round(tick + 0.2, 10)
+    bands = (((lo, "poor"),) if lo < 0 else ()) + LANDIS_KOCH_BANDS
+    for (floor, words), ceiling in zip(bands, [b[0] for b in bands[1:]] + [hi]):  # each band's wording, right of the plot
+        out.append(f'<text x="{width - right + 10}" y="{ypos((floor + ceiling) / 2) + 4:.1f}" style="fill:#55646f;font-style:italic">{words}</text>')
+    out.append(f'<text transform="translate(14,{top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">coefficient (1 = perfect agreement)</text>')
+
+    distinct = set(thresholds) - {None}
+    if len(distinct) == 1:
+        gate = distinct.pop()
+        y = ypos(gate)
+        out.append(f'<g><title>Training gate: Krippendorff\'s alpha at least {gate:g}</title>'
+                   f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#b3261e" stroke-dasharray="6 4" stroke-width="1.5"/>'
+                   f'<text x="{width - right - 4}" y="{y - 5:.1f}" text-anchor="end" style="fill:#b3261e">gate α ≥ {gate:g}</text></g>')
+    else:
+        for i, p in enumerate(points):
+            gate = thresholds[i]
+            if gate is None:
+                continue
+            y = ypos(gate)
+            out.append(f'<g><title>{escape(p["name"])}: gate alpha at least {gate:g}</title>'
+                       f'<line x1="{left + slot * i + 3:.1f}" x2="{left + slot * (i + 1) - 3:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
+                       f'stroke="#b3261e" stroke-dasharray="6 4" stroke-width="1.5"/>'
+                       f'<text x="{left + slot * i + 4:.1f}" y="{y - 5:.1f}" style="fill:#b3261e">gate {gate:g}</text></g>')
+
+    for i, p in enumerate(points):  # x axis: batch name and the date that places it in time
+        x = xpos(i)
+        name = str(p["name"])
+        when = p.get("date")
+        when = "" if when is None else f"{when:%Y-%m-%d}"
+        base = height - bottom + 18
+        if slot >= 130:  # room for level labels
+            label = escape(name if len(name) <= 22 else name[:21] + "…")
+            out.append(f'<g><title>{escape(name)}</title><text x="{x:.1f}" y="{base}" text-anchor="middle" style="font-weight:600">{label}</text>'
+                       f'<text x="{x:.1f}" y="{base + 15}" text-anchor="middle">{when}</text></g>')
+        else:
+            label = escape(name if len(name) <= 16 else name[:15] + "…")
+            out.append(f'<g><title>{escape(name)} {when}</title><text transform="translate({x - 4:.1f},{base - 6}) rotate(30)" '
+                       f'text-anchor="start"><tspan style="font-weight:600">{label}</tspan> {when}</text></g>')
+
+    show_values = slot >= 90  # with many batches the numbers would collide; the table below has them all
+    for s, (key, _, colour, _) in enumerate(TREND_SERIES):
+        path, pen_down = [], False
+        for i, p in enumerate(points):
+            v = p.get(key)
+            if v is None:
+                pen_down = False  # an undefined figure breaks the line rather than bridging it
+                continue
+            path.append(f'{"L" if pen_down else "M"}{xpos(i, s):.1f},{ypos(v):.1f}')
+            pen_down = True
+        if path:
+            out.append(f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="2" stroke-opacity=".7"/>')
+    for i, p in enumerate(points):
+        labels = []
+        for s, (key, words, colour, shape) in enumerate(TREND_SERIES):
+            v = p.get(key)
+            if v is None:
+                continue
+            x, y = xpos(i, s), ypos(v)
+            ci = p.get(f"{key}_ci")
+            title = f"{escape(p['name'])}: {words} {_fmt(v)}"
+            whisker = ""
+            if ci and ci[0] is not None and ci[1] is not None:
+                a, b = ypos(ci[0]), ypos(ci[1])
+                title += f" (95% CI {_fmt(ci[0])} to {_fmt(ci[1])})"
+                whisker = (f'<path d="M{x:.1f},{a:.1f} V{b:.1f} M{x - 4:.1f},{a:.1f} H{x + 4:.1f} M{x - 4:.1f},{b:.1f} H{x + 4:.1f}" '
+                           f'stroke="{colour}" stroke-width="1.3" fill="none"/>')
+            out.append(f'<g><title>{title}</title>{whisker}{_marker(shape, x, y, colour)}</g>')
+            labels.append((y, _fmt(v), colour))
+        if show_values:
+            # The values in a column right of the three markers, nudged apart so close figures stay legible.
+            floor = -1e9
+            for y, text, colour in sorted(labels):
+                y = max(y + 4, floor + 13)
+                floor = y
+                out.append(f'<text x="{xpos(i, 2) + 9:.1f}" y="{y:.1f}" style="fill:{colour};font-weight:650;paint-order:stroke;stroke:#fff;stroke-width:3px">{text}</text>')
+
+    for s, (_, words, colour, shape) in enumerate(TREND_SERIES):  # legend, top left, with the markers the plot uses
+        x = left + 8 + s * 150
+        out.append(f'{_marker(shape, x, 16, colour)}<text x="{x + 10}" y="20" style="font-size:12px">{words}</text>')
+    out.append(f'<line x1="{left + 458}" x2="{left + 482}" y1="16" y2="16" stroke="#b3261e" stroke-dasharray="6 4" stroke-width="1.5"/>'
+               f'<text x="{left + 488}" y="20" style="font-size:12px">training gate (α)</text>')
+    out.append("</svg>")
+    return mark_safe("".join(out))

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from annotation import selectors
 from annotation.errors import DomainError
+from annotation.models import Batch
 
 from . import adjudication_views, charts
 from .access import admin_required
@@ -55,6 +56,24 @@ def agreement(request, batch_id: int):
         rater_svg=charts.rater_bars_svg(report.get("per_rater") or [], threshold=batch.min_rater_kappa),
         distribution_svg=charts.distribution_svg(report.get("preference_distribution") or {}),
         disputes=disputes, back=request.get_full_path() + "#disputes",
+    ))
+
+
+@admin_required
+def agreement_trend(request):
+    reports = capability("annotation.agreement_reports", "agreement_trend")
+    if reports is None:
+        return _not_available(request, "Agreement across batches", "agreement")
+    points = reports.agreement_trend()
+    # The trend rows say whether each gate passed but not where it sits; the chart draws it.
+    thresholds = dict(Batch.objects.filter(pk__in=[p["batch"] for p in points]).values_list("pk", "min_alpha"))
+    for p in points:
+        p["min_alpha"] = thresholds.get(p["batch"])
+        # The date agreement_trend orders by, and which one it is.
+        p["date_kind"] = "closed" if p["closed_at"] else "opened" if p["opened_at"] else "created"
+        p["date"] = p[f"{p['date_kind']}_at"]
+    return render(request, "frontend/dashboard/agreement_trend.html", nav_context(
+        "agreement", points=points, trend_svg=charts.trend_svg(points),
     ))
 
 

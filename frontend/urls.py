@@ -23,6 +23,7 @@ urlpatterns = [
     path("dashboard/raters/<int:user_id>/active/", dashboard_views.rater_active, name="dashboard-rater-active"),
     path("dashboard/audit/", dashboard_views.audit, name="dashboard-audit"),
     path("dashboard/batches/<int:batch_id>/agreement/", insight_views.agreement, name="dashboard-agreement"),
+    path("dashboard/agreement/", insight_views.agreement_trend, name="dashboard-agreement-trend"),
     path("dashboard/exports/", insight_views.exports, name="dashboard-exports"),
     path("dashboard/training/", insight_views.training_runs, name="dashboard-training"),
     path("dashboard/training/<int:run_id>/", insight_views.training_run, name="dashboard-training-run"),

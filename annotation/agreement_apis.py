@@ -1,8 +1,6 @@
 """Agreement reports, disputes and adjudication over HTTP: thin views over
 annotation.agreement_reports and annotation.adjudication."""
 
-import csv
-import io
 import json
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -146,18 +144,5 @@ class AgreementTrendApi(APIView):
         points = agreement_reports.agreement_trend()
         if params.validated_data["format"] != "csv":
             return Response({"results": points})
-        return Response(_trend_csv(points), content_type="text/csv",
+        return Response(agreement_reports.rows_csv(points), content_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="agreement-trend.csv"'})
-
-
-def _trend_csv(points: list[dict]) -> str:
-    """One row per batch, flattened like the report tables (agreement_reports._flatten: intervals
-    into _low/_high, wording into interpretation_* columns); dates in ISO 8601."""
-    # _flatten is the report tables' flattening; agreement_table_csv only takes report tables by name.
-    flat = [agreement_reports._flatten({k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in p.items()})
-            for p in points]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for row in flat for k in row)) or ["batch"])
-    writer.writeheader()
-    writer.writerows(flat)
-    return out.getvalue()

@@ -368,6 +368,12 @@ def agreement_table_csv(*, report: dict, table: str) -> str:
         raise DomainError(f"Unknown table {table!r}: use one of {', '.join(TABLES)}.")
     rows = {"pairwise": report["cohen_kappa"], "per_rater": report["per_rater"], "disputed": report["disputed"],
             "criteria": report["criteria"]}[table]
+    return rows_csv(rows)
+
+
+def rows_csv(rows: list[dict]) -> str:
+    """Rows of a report table (or of the trend) as CSV: intervals become _low/_high columns, nested
+    objects prefixed columns, dates ISO 8601."""
     flat = [_flatten(row) for row in rows]
     columns = list(dict.fromkeys(k for row in flat for k in row)) or ["empty"]
     out = io.StringIO()
@@ -386,6 +392,8 @@ def _flatten(row: dict) -> dict:
             flat.update({f"{key}_{k}": v for k, v in value.items()})
         elif isinstance(value, list):
             flat[key] = "; ".join(map(str, value))
+        elif hasattr(value, "isoformat"):
+            flat[key] = value.isoformat()
         else:
             flat[key] = "" if value is None else value
     return flat
@@ -399,7 +407,7 @@ def agreement_trend(*, batches=None) -> list[dict]:
     for batch in sorted(batches, key=lambda b: (b.closed_at or b.opened_at or b.created_at, b.pk)):
         report = agreement_report_for_batch(batch=batch)
         points.append({
-            "batch": batch.pk, "name": batch.name, "state": batch.state,
+            "batch": batch.pk, "name": batch.name, "state": batch.state, "min_alpha": batch.min_alpha,
             "opened_at": batch.opened_at, "closed_at": batch.closed_at, "created_at": batch.created_at,
             **{k: report[k] for k in HEADLINE_KEYS},
             "gate_passed": report["gate"]["passed"],

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from annotation import selectors
 from annotation.errors import DomainError
-from annotation.models import Batch
+
 
 from . import adjudication_views, charts
 from .access import admin_required
@@ -65,10 +65,7 @@ def agreement_trend(request):
     if reports is None:
         return _not_available(request, "Agreement across batches", "agreement")
     points = reports.agreement_trend()
-    # The trend rows say whether each gate passed but not where it sits; the chart draws it.
-    thresholds = dict(Batch.objects.filter(pk__in=[p["batch"] for p in points]).values_list("pk", "min_alpha"))
     for p in points:
-        p["min_alpha"] = thresholds.get(p["batch"])
         # The date agreement_trend orders by, and which one it is.
         p["date_kind"] = "closed" if p["closed_at"] else "opened" if p["opened_at"] else "created"
         p["date"] = p[f"{p['date_kind']}_at"]

@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 from annotation import selectors
 from annotation.errors import DomainError
 
-
 from . import adjudication_views, charts
 from .access import admin_required
 from .dashboard_views import nav_context

@@ -33,9 +33,10 @@ def _num_processes(config: dict) -> int:
     wanted = config.get("num_processes", "auto")
     if wanted != "auto":
         return int(wanted)
-    import torch  # here, not at module level: the web process imports this module too
+    # Imported here, not at module level: the web process imports this module too.
+    from training.runners.common import gpu_count
 
-    return max(torch.cuda.device_count(), 1)
+    return max(gpu_count(), 1)
 
 
 def train(ctx, *, launcher: str, work: Path, reporter: _Reporter, tail: _LogTail):
@@ -48,7 +49,7 @@ def train(ctx, *, launcher: str, work: Path, reporter: _Reporter, tail: _LogTail
 
 
 def _accelerate_command(*, processes: int, spec: Path) -> list[str]:
-    import torch
+    from training.runners.common import cpu_threads, gpu_count
 
     cli = Path(sys.executable).with_name("accelerate")
     cmd = [str(cli), "launch"] if cli.exists() else [sys.executable, "-m", "accelerate.commands.launch"]
@@ -57,8 +58,8 @@ def _accelerate_command(*, processes: int, spec: Path) -> list[str]:
     cmd += ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--quiet"]
     if processes > 1:
         cmd.append("--multi_gpu")
-    elif not torch.cuda.is_available():
-        cmd += ["--cpu", "--num_cpu_threads_per_process", str(torch.get_num_threads())]  # as many threads as in-process
+    elif gpu_count() == 0:
+        cmd += ["--cpu", "--num_cpu_threads_per_process", str(cpu_threads())]  # as many threads as in-process
     return cmd + ["-m", "training.runners.launch", "--spec", str(spec)]
 
 

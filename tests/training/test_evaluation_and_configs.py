@@ -71,10 +71,12 @@ def test_params_for_stages_accepts_flat_and_sectioned_params():
 @pytest.mark.parametrize("kind", list(configs.DEFAULTS))
 def test_trl_configs_are_cpu_friendly(kind, tmp_path, monkeypatch):
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
-    cfg = configs.trl_config_build(kind=kind, config=configs.params_resolve(kind=kind, params={"lora": True}), output_dir=str(tmp_path))
+    from training.runners import trl_configs
+
+    cfg = trl_configs.trl_config_build(kind=kind, config=configs.params_resolve(kind=kind, params={"lora": True}), output_dir=str(tmp_path))
     assert cfg.bf16 is False and cfg.gradient_checkpointing is False and cfg.report_to in ([], "none", ["none"])
     assert cfg.save_strategy == "no" and not cfg.push_to_hub
-    assert configs.lora_config_build(config=configs.params_resolve(kind=kind, params={"lora": True})).r == 8
+    assert trl_configs.lora_config_build(config=configs.params_resolve(kind=kind, params={"lora": True})).r == 8
     if kind == "ppo":
         assert (cfg.learning_rate, cfg.cliprange, cfg.kl_coef, cfg.num_ppo_epochs, cfg.max_grad_norm) == (5e-6, 0.2, 0.05, 4, 1.0)
     if kind == "reward_model":

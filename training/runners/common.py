@@ -213,6 +213,15 @@ def load_tokenizer(path: str, *, padding_side: str | None = None):
     return tokenizer
 
 
+def gpu_count() -> int:
+    """GPUs this process can see (0 on a CPU host)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def cpu_threads() -> int:
+    return torch.get_num_threads()
+
+
 def device_summary() -> dict:
     if torch.cuda.is_available():
         return {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count()}
@@ -331,7 +340,7 @@ def online_policy_run(ctx: RunContext, trainer_cls) -> RunResult:
     from datasets import Dataset
     from transformers import set_seed
 
-    from training.configs import lora_config_build, trl_config_build
+    from training.runners.trl_configs import lora_config_build, trl_config_build
     from training.evaluation import policy_monitor_flags
     from training.runners.reward import load_reward_model
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datasets import Dataset
 from transformers import set_seed
 
-from training.configs import lora_config_build, trl_config_build
+from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.runners.common import (
     ProgressCallback,
     RunContext,

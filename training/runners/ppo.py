@@ -16,7 +16,7 @@ from datasets import Dataset
 from torch import nn
 from transformers import set_seed
 
-from training.configs import lora_config_build, trl_config_build
+from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.evaluation import policy_monitor_flags
 from training.runners.common import (
     ProgressCallback,

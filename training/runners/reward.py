@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, set_seed
 
-from training.configs import lora_config_build, trl_config_build
+from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.evaluation import reward_model_report
 from training.runners.common import (
     ProgressCallback,

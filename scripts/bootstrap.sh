@@ -15,7 +15,6 @@ stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing CPU torch, then requirements.txt (first run takes a few minutes)"
-  .venv/bin/pip install --disable-pip-version-check -q --upgrade pip >/dev/null
   .venv/bin/pip install --disable-pip-version-check -q torch==2.13.0
   .venv/bin/pip install --disable-pip-version-check -q -r requirements.txt
   echo "$want" > "$stamp"

@@ -10,13 +10,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from annotation import selectors
+from annotation import adjudication
 from annotation.adjudication import adjudication_batches, pair_for_adjudicator
 from annotation.errors import DomainError, NotFound
 
 from .access import adjudicator_required
 from .dashboard_views import nav_context
 from .forms import AdjudicationForm
-from .integrations import capability
 from .markdown import markdown_to_safe_html
 from .views import label_words
 
@@ -24,21 +24,12 @@ PAGE_SIZE = 25
 STATUS_WORDS = (("open", "Not yet adjudicated"), ("adjudicated", "Adjudicated"), ("all", "All disputes"))
 
 
-def _service():
-    return capability("annotation.adjudication", "batch_disputes_list", "adjudication_detail", "adjudication_record",
-                      "pair_get")
-
-
-def _not_available(request):
-    return render(request, "frontend/dashboard/not_available.html", nav_context("adjudicate", title="Adjudication"))
-
-
 def _batches_for(user):
     """The batches whose disputes this user may settle (the rule lives in annotation.adjudication)."""
     return selectors.batches_with_progress().filter(pk__in=adjudication_batches(user=user).values("pk"))
 
 
-def _pair_for(user, service, pair_id: int):
+def _pair_for(user, pair_id: int):
     """The pair, or 404 when it does not exist or lies outside the batches this user may settle."""
     try:
         return pair_for_adjudicator(pair_id=pair_id, user=user)
@@ -61,9 +52,6 @@ def pair_url(pair_id: int, *, back: str | None = None) -> str:
 
 @adjudicator_required
 def disputes(request):
-    service = _service()
-    if service is None:
-        return _not_available(request)
     batches = list(_batches_for(request.user))
     wanted = request.GET.get("batch")
     batch = next((b for b in batches if str(b.pk) == wanted), batches[0] if batches else None)
@@ -73,7 +61,7 @@ def disputes(request):
     page = int(page) if page and page.isdigit() and int(page) > 0 else 1
     listing = None
     if batch is not None:
-        listing = service.batch_disputes_list(batch=batch, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        listing = adjudication.batch_disputes_list(batch=batch, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     here = request.get_full_path()
     query = {"batch": batch.pk if batch else "", "status": status}
     return render(request, "frontend/adjudication/disputes.html", nav_context(
@@ -133,23 +121,20 @@ def _highlights(detail: dict) -> list[dict]:
 
 @adjudicator_required
 def pair(request, pair_id: int):
-    service = _service()
-    if service is None:
-        return _not_available(request)
-    the_pair = _pair_for(request.user, service, pair_id)
+    the_pair = _pair_for(request.user, pair_id)
     back = _safe_next(request)
     latest = the_pair.adjudications.order_by("-created_at", "-id").first()
     initial = {"preference": latest.preference, "a_unsafe": latest.a_unsafe, "b_unsafe": latest.b_unsafe} if latest else None
     form = AdjudicationForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            service.adjudication_record(pair=the_pair, decided_by=request.user, **form.cleaned_data)
+            adjudication.adjudication_record(pair=the_pair, decided_by=request.user, **form.cleaned_data)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Adjudication of pair {the_pair.pk} recorded; exports will use it.")
             return redirect(back or f"{reverse('adjudicate')}?{urlencode({'batch': the_pair.batch_id})}")
-    detail = service.adjudication_detail(pair=the_pair)
+    detail = adjudication.adjudication_detail(pair=the_pair)
     return render(request, "frontend/adjudication/pair.html", nav_context(
         "adjudicate", detail=detail, form=form, back=back,
         raters=detail["judgments"], rows=_comparison_rows(detail), highlights=_highlights(detail),

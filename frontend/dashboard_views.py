@@ -13,12 +13,11 @@ from annotation.importing import pairs_import
 
 from .access import admin_required
 from .forms import AuditFilterForm, BatchCloseForm, BatchCreateForm, PairsUploadForm, RaterActiveForm
-from .integrations import available_sections
 
 
 def nav_context(active: str, **extra) -> dict:
-    """What the dashboard layout needs: the active tab and which capabilities exist."""
-    return {"active": active, "sections": available_sections(), **extra}
+    """What the dashboard layout needs: the active tab."""
+    return {"active": active, **extra}
 
 
 @admin_required

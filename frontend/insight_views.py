@@ -1,26 +1,21 @@
-"""Dashboard pages over capabilities built in other modules: agreement reports and
-adjudication (annotation.agreement_reports / annotation.adjudication), exports
-(annotation.export_services) and training runs (training.selectors / training.services).
-Each module is looked up through integrations.capability, so a missing one shows a
-'not available yet' page instead of breaking the dashboard."""
+"""Dashboard pages over agreement reports and adjudication (annotation.agreement_reports /
+annotation.adjudication), exports (annotation.export_services) and training runs
+(training.selectors / training.services)."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation import selectors
+from annotation import adjudication, agreement_reports, export_services, selectors
+from training import selectors as training_selectors
+from training import services as training_services
 from annotation.errors import DomainError
 
 from . import adjudication_views, charts
 from .access import admin_required
 from .dashboard_views import nav_context
 from .forms import ExportCreateForm, RetrainForm
-from .integrations import capability
-
-
-def _not_available(request, title: str, active: str):
-    return render(request, "frontend/dashboard/not_available.html", nav_context(active, title=title))
 
 
 # ---------------------------------------------------------------- agreement and adjudication
@@ -30,25 +25,21 @@ LEVELS = (("three", "Three classes (1 better / tie / 2 better)"), ("five", "Five
 
 @admin_required
 def agreement(request, batch_id: int):
-    reports = capability("annotation.agreement_reports", "agreement_report_for_batch", "agreement_heatmap")
-    adjudication = capability("annotation.adjudication", "batch_disputes_list", "adjudication_detail", "adjudication_record")
-    if reports is None:
-        return _not_available(request, "Agreement report", "batches")
     batch = selectors.batch_get(batch_id=batch_id)
     level = request.GET.get("level") or "three"
     if level not in dict(LEVELS):
         level = "three"
     pair_id = request.GET.get("pair")
-    if adjudication is not None and pair_id and pair_id.isdigit():
+    if pair_id and pair_id.isdigit():
         # Old links adjudicated inline here; the one adjudication page now serves admins and physicians alike.
         return redirect(adjudication_views.pair_url(int(pair_id), back=reverse("dashboard-agreement", args=[batch.pk])))
     try:
-        report = reports.agreement_report_for_batch(batch=batch, level=level)
+        report = agreement_reports.agreement_report_for_batch(batch=batch, level=level)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard-batch", batch_id=batch.pk)
-    heatmap = reports.agreement_heatmap(report=report)
-    disputes = adjudication.batch_disputes_list(batch=batch, status="all", limit=25) if adjudication else None
+    heatmap = agreement_reports.agreement_heatmap(report=report)
+    disputes = adjudication.batch_disputes_list(batch=batch, status="all", limit=25)
     return render(request, "frontend/dashboard/agreement.html", nav_context(
         "batches", batch=batch, report=report, level=level, levels=LEVELS,
         heatmap_svg=charts.heatmap_svg(heatmap),
@@ -60,10 +51,7 @@ def agreement(request, batch_id: int):
 
 @admin_required
 def agreement_trend(request):
-    reports = capability("annotation.agreement_reports", "agreement_trend")
-    if reports is None:
-        return _not_available(request, "Agreement across batches", "agreement")
-    points = reports.agreement_trend()
+    points = agreement_reports.agreement_trend()
     for p in points:
         # The date agreement_trend orders by, and which one it is.
         p["date_kind"] = "closed" if p["closed_at"] else "opened" if p["opened_at"] else "created"
@@ -77,21 +65,18 @@ def agreement_trend(request):
 
 @admin_required
 def exports(request):
-    services = capability("annotation.export_services", "export_list", "export_create")
-    if services is None:
-        return _not_available(request, "Exports", "exports")
     batch_id = request.GET.get("batch")
     batch_id = int(batch_id) if batch_id and batch_id.isdigit() else None
     form = ExportCreateForm(request.POST or None, initial={"batch": batch_id})
     if request.method == "POST" and form.is_valid():
         try:
-            snapshot = services.export_create(batch=form.cleaned_data["batch"], params=form.params(), created_by=request.user)
+            snapshot = export_services.export_create(batch=form.cleaned_data["batch"], params=form.params(), created_by=request.user)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Export v{snapshot.version} of “{snapshot.batch.name}” is ready.")
             return redirect(reverse("dashboard-exports") + f"?batch={snapshot.batch_id}")
-    snapshots = services.export_list(batch_id=batch_id).select_related("batch", "created_by")[:100]
+    snapshots = export_services.export_list(batch_id=batch_id).select_related("batch", "created_by")[:100]
     return render(request, "frontend/dashboard/exports.html", nav_context(
         "exports", snapshots=snapshots, form=form, batch_id=batch_id,
     ), status=400 if form.errors else 200)
@@ -101,47 +86,37 @@ def exports(request):
 
 @admin_required
 def training_runs(request):
-    tsel = capability("training.selectors", "training_run_list")
-    tsvc = capability("training.services", "training_start")
-    if tsel is None:
-        return _not_available(request, "Training runs", "training")
     batch_id = request.GET.get("batch")
     batch_id = int(batch_id) if batch_id and batch_id.isdigit() else None
-    form = RetrainForm(request.POST or None) if tsvc else None
-    if request.method == "POST" and form is not None and form.is_valid():
+    form = RetrainForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
         try:
-            runs = tsvc.training_start(export_id=form.cleaned_data["export"].pk, pipeline=form.cleaned_data["pipeline"],
+            runs = training_services.training_start(export_id=form.cleaned_data["export"].pk, pipeline=form.cleaned_data["pipeline"],
                                        base_model=form.cleaned_data["base_model"], created_by=request.user)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Queued {len(runs)} run{'s' if len(runs) != 1 else ''} ({form.cleaned_data['pipeline']}).")
             return redirect("dashboard-training-run", run_id=runs[0].pk)
-    runs = tsel.training_run_list(batch_id=batch_id)[:100]
+    runs = training_selectors.training_run_list(batch_id=batch_id)[:100]
     return render(request, "frontend/dashboard/training_runs.html", nav_context(
         "training", runs=runs, form=form, batch_id=batch_id,
-    ), status=400 if form is not None and form.errors else 200)
+    ), status=400 if form.errors else 200)
 
 
 @admin_required
 def training_run(request, run_id: int):
-    tsel = capability("training.selectors", "training_run_get", "training_run_detail")
-    if tsel is None:
-        return _not_available(request, "Training run", "training")
-    run = tsel.training_run_get(run_id=run_id)
+    run = training_selectors.training_run_get(run_id=run_id)
     return render(request, "frontend/dashboard/training_run.html", nav_context(
-        "training", run=run, detail=tsel.training_run_detail(run=run),
+        "training", run=run, detail=training_selectors.training_run_detail(run=run),
     ))
 
 
 @require_POST
 @admin_required
 def training_run_cancel(request, run_id: int):
-    tsvc = capability("training.services", "run_cancel")
-    if tsvc is None:
-        return _not_available(request, "Training run", "training")
     try:
-        run = tsvc.run_cancel(run_id=run_id, actor=request.user)
+        run = training_services.run_cancel(run_id=run_id, actor=request.user)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:

@@ -229,14 +229,6 @@ def test_training_pages_list_and_detail_with_chart_data(admin_user, tmp_path, se
     assert run.cancel_requested
 
 
-def test_missing_capability_shows_not_available(admin_user, monkeypatch):
-    from frontend import insight_views
-
-    monkeypatch.setattr(insight_views, "capability", lambda *a, **k: None)
-    body = logged_in(admin_user).get("/dashboard/training/").content.decode()
-    assert "Not available yet" in body
-
-
 # ---------------------------------------------------------------- adjudication by senior physicians
 
 @pytest.fixture

@@ -59,6 +59,19 @@ PARAM_HELP: dict[str, str] = {
     ),
 }
 
+# GRPO and RLOO: several sampled completions per prompt, scored by the parent reward model.
+_ONLINE: dict[str, Any] = {
+    **_COMMON,
+    "learning_rate": 5e-6,
+    "beta": 0.05,
+    "num_generations": 4,
+    "max_completion_length": 64,
+    "temperature": 0.7,
+    "epsilon": 0.2,
+    "per_device_train_batch_size": 4,
+    "kl_target": 6.0,
+}
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "reward_model": {
         **_COMMON,
@@ -98,28 +111,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # Stop when the mean KL to the reference passes this (nats per response); 0 disables.
         "kl_target": 6.0,
     },
-    "grpo": {
-        **_COMMON,
-        "learning_rate": 5e-6,
-        "beta": 0.05,
-        "num_generations": 4,
-        "max_completion_length": 64,
-        "temperature": 0.7,
-        "epsilon": 0.2,
-        "per_device_train_batch_size": 4,
-        "kl_target": 6.0,
-    },
-    "rloo": {
-        **_COMMON,
-        "learning_rate": 5e-6,
-        "beta": 0.05,
-        "num_generations": 4,
-        "max_completion_length": 64,
-        "temperature": 0.7,
-        "epsilon": 0.2,
-        "per_device_train_batch_size": 4,
-        "kl_target": 6.0,
-    },
+    "grpo": dict(_ONLINE),
+    "rloo": dict(_ONLINE),
 }
 
 # (low, high) inclusive bounds for numbers an admin may type into the retrain form.

@@ -131,7 +131,6 @@ def test_cancel_stops_training_at_the_next_step(tmp_path, models):
     assert result.stopped == "cancelled" and result.final_metrics["steps"] == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("requests") is None, reason="TRL's GRPO/RLOO trainers import `requests`")
 @pytest.mark.parametrize("kind", ["grpo", "rloo"])
 def test_online_runners(tmp_path, models, kind):
     module = importlib.import_module(f"training.runners.{kind}")
@@ -141,13 +140,3 @@ def test_online_runners(tmp_path, models, kind):
     result = module.run(ctx)
     assert result.final_metrics["steps"] == 2 and result.final_metrics["reward"] is not None
     assert any("completions/mean_length" in r[2] for r in reports)
-
-
-def test_online_runner_without_requests_says_what_is_missing(tmp_path, models):
-    if importlib.util.find_spec("requests") is not None:
-        pytest.skip("requests is installed")
-    from training.runners import grpo
-
-    ctx, _ = _ctx(tmp_path, "grpo", models["policy"], {"max_steps": 1}, reward_model_path=models["reward"])
-    with pytest.raises(RuntimeError, match="requests"):
-        grpo.run(ctx)

@@ -213,6 +213,16 @@ def load_tokenizer(path: str, *, padding_side: str | None = None):
     return tokenizer
 
 
+def trainer_summary(trainer, seconds: float) -> dict:
+    """What every run reports about its training loop: steps, wall time, throughput, hardware."""
+    summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 3)}
+    tokens = getattr(trainer, "_total_train_tokens", None)
+    if tokens is not None:
+        summary["train_tokens"] = tokens
+        summary["tokens_per_second"] = round(tokens / seconds, 1) if seconds > 0 else None
+    return {**summary, "gpu_peak_memory_gb": gpu_peak_memory_gb(), **device_summary()}
+
+
 def gpu_count() -> int:
     """GPUs this process can see (0 on a CPU host)."""
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -381,8 +391,7 @@ def online_policy_run(ctx: RunContext, trainer_cls) -> RunResult:
     last = next((p for p in reversed(history) if "reward" in p), {})
     monitors = policy_monitor_flags(history, kl_limit=cfg["kl_target"] or 6.0, max_length=cfg["max_completion_length"])
     final = {
-        "steps": trainer.state.global_step,
-        "train_seconds": round(seconds, 3),
+        **trainer_summary(trainer, seconds),
         "n_prompts": len(prompts),
         "reward": last.get("reward"),
         "kl": last.get("kl"),
@@ -390,8 +399,6 @@ def online_policy_run(ctx: RunContext, trainer_cls) -> RunResult:
         "response_length": last.get("completions/mean_length"),
         "monitor_flags": monitors["flags"],
         "monitor_flagged": monitors["flagged"],
-        "gpu_peak_memory_gb": gpu_peak_memory_gb(),
-        **device_summary(),
     }
     result = RunResult(final_metrics=final, stopped=stop_reason(callback, trainer), notes=list(monitors["flags"]))
     save_model(trainer.model, tokenizer, ctx.output_dir)

@@ -8,14 +8,11 @@ from __future__ import annotations
 from datasets import Dataset
 from transformers import set_seed
 
-from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.runners.common import (
     ProgressCallback,
     RunContext,
     RunResult,
     Stopwatch,
-    device_summary,
-    gpu_peak_memory_gb,
     load_policy,
     load_tokenizer,
     model_card_write,
@@ -26,7 +23,9 @@ from training.runners.common import (
     text_preferences,
     trainer_dir,
     trainer_quiet,
+    trainer_summary,
 )
+from training.runners.trl_configs import lora_config_build, trl_config_build
 
 
 def run(ctx: RunContext) -> RunResult:
@@ -64,15 +63,10 @@ def run(ctx: RunContext) -> RunResult:
     seconds = clock.seconds()
     final = {
         "train_loss": output.training_loss,
-        "train_seconds": round(seconds, 3),
-        "steps": trainer.state.global_step,
+        **trainer_summary(trainer, seconds),
         "n_train": len(train_rows),
         "n_test": len(test_rows),
         "beta": cfg["beta"],
-        "train_tokens": trainer._total_train_tokens,
-        "tokens_per_second": round(trainer._total_train_tokens / seconds, 1) if seconds > 0 else None,
-        "gpu_peak_memory_gb": gpu_peak_memory_gb(),
-        **device_summary(),
     }
     last_train = next((p for p in reversed(callback.history) if "rewards/accuracies" in p), {})
     for key in ("rewards/accuracies", "rewards/margins"):

@@ -16,7 +16,6 @@ from datasets import Dataset
 from torch import nn
 from transformers import set_seed
 
-from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.evaluation import policy_monitor_flags
 from training.runners.common import (
     ProgressCallback,
@@ -24,8 +23,6 @@ from training.runners.common import (
     RunResult,
     StopTraining,
     Stopwatch,
-    device_summary,
-    gpu_peak_memory_gb,
     load_policy,
     load_tokenizer,
     model_card_write,
@@ -35,7 +32,9 @@ from training.runners.common import (
     save_model,
     trainer_dir,
     trainer_quiet,
+    trainer_summary,
 )
+from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.runners.reward import load_reward_model
 
 
@@ -203,10 +202,9 @@ def run(ctx: RunContext) -> RunResult:
     last = history[-1] if history else {}
     monitors = policy_monitor_flags(history, kl_limit=cfg["kl_target"] or 6.0, max_length=cfg["response_length"])
     final = {
-        "steps": trainer.state.global_step,
+        **trainer_summary(trainer, seconds),
         "planned_steps": args.num_total_batches,
         "episodes": trainer.state.episode,
-        "train_seconds": round(seconds, 3),
         "n_prompts": len(train_prompts),
         "kl": last.get("objective/kl"),
         "score": last.get("objective/scores"),
@@ -215,8 +213,6 @@ def run(ctx: RunContext) -> RunResult:
         "response_length": last.get("monitor/response_length"),
         "monitor_flags": monitors["flags"],
         "monitor_flagged": monitors["flagged"],
-        "gpu_peak_memory_gb": gpu_peak_memory_gb(),
-        **device_summary(),
     }
     notes += monitors["flags"]
     stopped = callback.stopped if callback.stopped == "cancelled" or trainer.state.global_step < args.num_total_batches else ""

@@ -10,7 +10,6 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, set_seed
 
-from training.runners.trl_configs import lora_config_build, trl_config_build
 from training.evaluation import reward_model_report
 from training.runners.common import (
     ProgressCallback,
@@ -18,9 +17,7 @@ from training.runners.common import (
     RunResult,
     Stopwatch,
     completion_text,
-    device_summary,
     encode_pair_truncated,
-    gpu_peak_memory_gb,
     load_tokenizer,
     model_card_write,
     preference_rows,
@@ -31,8 +28,10 @@ from training.runners.common import (
     stop_reason,
     trainer_dir,
     trainer_quiet,
+    trainer_summary,
     votes_oriented,
 )
+from training.runners.trl_configs import lora_config_build, trl_config_build
 
 
 def load_reward_model(path: str):
@@ -113,16 +112,11 @@ def run(ctx: RunContext) -> RunResult:
 
     final = {
         "train_loss": output.training_loss,
-        "train_seconds": round(train_seconds, 3),
-        "steps": trainer.state.global_step,
+        **trainer_summary(trainer, train_seconds),
         "n_train": len(train_rows),
         "n_test": len(test_rows),
         "rows_truncated": train_cut + test_cut,
         "max_length": cfg["max_length"],
-        "train_tokens": trainer._total_train_tokens,
-        "tokens_per_second": round(trainer._total_train_tokens / train_seconds, 1) if train_seconds > 0 else None,
-        "gpu_peak_memory_gb": gpu_peak_memory_gb(),
-        **device_summary(),
     }
     notes = []
     if train_cut + test_cut:

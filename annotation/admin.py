@@ -3,7 +3,7 @@ dashboard and the API, which go through the services (and so the audit trail).""
 
 from django.contrib import admin
 
-from . import models
+from annotation import models
 
 
 @admin.register(models.Specialty)

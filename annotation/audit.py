@@ -2,7 +2,7 @@
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from .models import AuditEvent, Batch
+from annotation.models import AuditEvent, Batch
 
 
 def audit_record(

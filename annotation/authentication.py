@@ -1,7 +1,7 @@
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from .hotsql import token_user
+from annotation.labeling.hotsql import token_user
 
 
 class ProfileTokenAuthentication(TokenAuthentication):

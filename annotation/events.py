@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from .models import BatchEvent
+from annotation.models import BatchEvent
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def batch_closed_subscribe(fn: Callable[[int], None]) -> Callable[[int], None]:
 
 def batch_event_emit(*, event: BatchEvent) -> None:
     """Queue dispatch of a freshly written event once the surrounding transaction commits."""
-    from .tasks import dispatch_batch_event
+    from annotation.tasks import dispatch_batch_event
 
     transaction.on_commit(lambda: dispatch_batch_event.delay(event.pk))
 

@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from .models import Role
+from annotation.models import Role
 
 
 def user_role(user) -> str | None:

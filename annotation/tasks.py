@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from .events import batch_event_dispatch
+from annotation.events import batch_event_dispatch
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=3)

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import apis
+from annotation.labeling import apis
 
 urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="me"),
@@ -19,6 +19,6 @@ urlpatterns = [
     path("raters/<int:user_id>/active/", apis.RaterActiveApi.as_view(), name="rater-active"),
     path("specialties/", apis.SpecialtyListApi.as_view(), name="specialty-list"),
     path("audit/", apis.AuditListApi.as_view(), name="audit-list"),
-    path("", include("annotation.agreement_urls")),
-    path("", include("annotation.export_urls")),
+    path("", include("annotation.agreement.urls")),
+    path("", include("annotation.exports.urls")),
 ]

@@ -166,7 +166,7 @@ def phase_stream(url: str, batch_id: int, *, reference: bool = False) -> dict:
     _setup_django(url)
     from django.conf import settings
 
-    from annotation import export_services
+    from annotation.exports import services as export_services
 
     export_services.FAST_PATH = not reference
     from django.db import connection

@@ -36,9 +36,9 @@ def seed(n_raters: int, n_pairs: int):
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from annotation.importing import pairs_import
+    from annotation.labeling.importing import pairs_import
     from annotation.models import Profile, Role
-    from annotation.services import batch_create, batch_open, specialty_get_or_create
+    from annotation.labeling.services import batch_create, batch_open, specialty_get_or_create
 
     User = get_user_model()
     specialty, _ = specialty_get_or_create(name="Cardiology")

@@ -26,9 +26,9 @@ def main():
     parser.add_argument("--baseline-sample", type=int, default=2_000)
     args = parser.parse_args()
     bench_database("clinpref_bench_import")
-    from annotation.importing import pair_fingerprint, pairs_import, sha256
+    from annotation.labeling.importing import pair_fingerprint, pairs_import, sha256
     from annotation.models import Completion, Pair, Prompt
-    from annotation.services import batch_create, specialty_get_or_create
+    from annotation.labeling.services import batch_create, specialty_get_or_create
 
     specialty_get_or_create(name="Cardiology")
     batch = batch_create(name="import-bench", specialty_name="Cardiology", created_by=None)

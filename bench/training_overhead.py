@@ -74,7 +74,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from annotation.export_services import export_create, export_default_params
+    from annotation.exports.services import export_create, export_default_params
     from tests import factories
     from training import services
     from training.models import TrainingRun
@@ -85,7 +85,7 @@ def main() -> None:
               "early_stopping_patience": 0}
     data_dir = WORK / "data"
     data_dir.mkdir()
-    from annotation.export_services import export_open_file
+    from annotation.exports.services import export_open_file
 
     for name in ("train.jsonl", "test.jsonl"):
         with export_open_file(snapshot=export, name=name) as src:

@@ -1,7 +1,7 @@
 """Adjudication pages, one set for everyone who may settle a dispute: admins (the agreement
 report links here) and senior physicians holding profile.can_adjudicate. The list shows the
 disputed pairs of a batch; the pair page puts every rater's judgment side by side above the
-decision form. Reads and the write go through annotation.adjudication."""
+decision form. Reads and the write go through annotation.adjudication.services."""
 
 from django.contrib import messages
 from django.http import Http404
@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
-from annotation import selectors
-from annotation import adjudication
-from annotation.adjudication import adjudication_batches, pair_for_adjudicator
+from annotation.labeling import selectors
+from annotation.adjudication import services as adjudication
+from annotation.adjudication.services import adjudication_batches, pair_for_adjudicator
 from annotation.errors import DomainError, NotFound
 
 from .access import adjudicator_required
@@ -25,7 +25,7 @@ STATUS_WORDS = (("open", "Not yet adjudicated"), ("adjudicated", "Adjudicated"),
 
 
 def _batches_for(user):
-    """The batches whose disputes this user may settle (the rule lives in annotation.adjudication)."""
+    """The batches whose disputes this user may settle (the rule lives in annotation.adjudication.services)."""
     return selectors.batches_with_progress().filter(pk__in=adjudication_batches(user=user).values("pk"))
 
 

@@ -7,9 +7,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from annotation import selectors, services
+from annotation.labeling import selectors
+
+from annotation.labeling import services
 from annotation.errors import DomainError, ImportRejected
-from annotation.importing import pairs_import
+from annotation.labeling.importing import pairs_import
 
 from .access import admin_required
 from .forms import AuditFilterForm, BatchCloseForm, BatchCreateForm, PairsUploadForm, RaterActiveForm

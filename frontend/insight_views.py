@@ -1,5 +1,5 @@
-"""Dashboard pages over agreement reports and adjudication (annotation.agreement_reports /
-annotation.adjudication), exports (annotation.export_services) and training runs
+"""Dashboard pages over agreement reports and adjudication (annotation.agreement.reports /
+annotation.adjudication.services), exports (annotation.exports.services) and training runs
 (training.selectors / training.services)."""
 
 from django.contrib import messages
@@ -7,7 +7,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation import adjudication, agreement_reports, export_services, selectors
+from annotation.adjudication import services as adjudication
+
+from annotation.agreement import reports as agreement_reports
+
+from annotation.exports import services as export_services
+
+from annotation.labeling import selectors
 from training import selectors as training_selectors
 from training import services as training_services
 from annotation.errors import DomainError

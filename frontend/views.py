@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from annotation import selectors
-from annotation.apis import assignment_payload
-from annotation.assignment import pair_lease_next, preference_to_display, slot_to_side
+from annotation.labeling import selectors
+from annotation.labeling.apis import assignment_payload
+from annotation.labeling.assignment import pair_lease_next, preference_to_display, slot_to_side
 from annotation.errors import DomainError
 from annotation.models import ERROR_SPAN_TYPES, FLAG_CHOICES, BatchState, HarmSeverity, Role
 from annotation.permissions import user_role

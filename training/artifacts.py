@@ -19,7 +19,7 @@ SNAPSHOT_FILES = ("train.jsonl", "test.jsonl", "train.conversational.jsonl", "te
 
 
 def snapshot_download(export: ExportSnapshot, data_dir: Path) -> None:
-    from annotation.export_services import export_open_file
+    from annotation.exports.services import export_open_file
 
     names = {entry["name"] for entry in export.files}
     for name in SNAPSHOT_FILES:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from annotation.assignment import DISPLAY_PREFERENCES
+from annotation.labeling.assignment import DISPLAY_PREFERENCES
 from annotation.models import Assignment, BatchState, Judgment
 from tests import factories
 
@@ -178,7 +178,7 @@ def test_admin_upload_with_bad_line_shows_the_line_number(page, live_server, adm
 
 
 def test_admin_report_pages_render_and_poll(page, live_server, admin_user, tmp_path, settings):
-    from annotation.export_services import export_create
+    from annotation.exports.services import export_create
     from training.models import TrainingMetric, TrainingPipeline, TrainingRun
 
     settings.MEDIA_ROOT = tmp_path

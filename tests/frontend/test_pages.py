@@ -208,7 +208,7 @@ def test_exports_page_creates_and_lists_downloadable_snapshot(admin_user, tmp_pa
 
 
 def test_training_pages_list_and_detail_with_chart_data(admin_user, tmp_path, settings):
-    from annotation.export_services import export_create
+    from annotation.exports.services import export_create
     from training.models import TrainingMetric, TrainingPipeline, TrainingRun
 
     settings.MEDIA_ROOT = tmp_path

@@ -14,7 +14,7 @@ from django.db import connection
 
 from annotation.errors import InvalidTransition
 from annotation.models import BatchEvent, ExportSnapshot
-from annotation.services import batch_close
+from annotation.labeling.services import batch_close
 from tests import factories
 from tests.training.conftest import FAST_PARAMS, gate_open_batch
 from training import batch_closed, services
@@ -109,7 +109,7 @@ def test_real_celery_worker_trains_a_pipeline_over_redis(transactional_db, media
     monkeypatch.setattr(services, "_dispatch", lambda run: sender.send_task(
         "training.tasks.train_run", args=[run.pk], task_id=run.celery_task_id, queue="gpu"))
     batch = gate_open_batch(state="closed", n_pairs=8)
-    from annotation.export_services import export_create, export_default_params
+    from annotation.exports.services import export_create, export_default_params
 
     export = export_create(batch=batch, params=export_default_params(), created_by=None)
     rm, ppo = services.pipeline_start(export=export, pipeline="reward_model>ppo", params=FAST_PARAMS, created_by=None, strict_params=False)

@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from annotation.models import AuditEvent, Batch
-from annotation.services import batch_close
+from annotation.labeling.services import batch_close
 from tests import factories
 from tests.conftest import client_for
 from tests.training.conftest import FAST_PARAMS, gate_open_batch
@@ -57,7 +57,7 @@ def test_closing_a_batch_trains_reward_model_then_ppo(fast_training, django_capt
 def test_dpo_run_from_the_api_and_detail_with_metrics(fast_training, django_capture_on_commit_callbacks):
     admin = factories.admin("lead")
     batch = gate_open_batch(state="closed", pipeline="dpo")
-    from annotation.export_services import export_create, export_default_params
+    from annotation.exports.services import export_create, export_default_params
 
     export = export_create(batch=batch, params=export_default_params(), created_by=admin)
     client = client_for(admin)
@@ -116,7 +116,7 @@ def test_gate_override_reason_lets_training_start(media, settings):
 
 
 def _queued_pipeline(spec="reward_model>ppo", seed=0):
-    from annotation.export_services import export_create, export_default_params
+    from annotation.exports.services import export_create, export_default_params
 
     batch = gate_open_batch(state="closed", n_pairs=6, seed=seed)
     export = export_create(batch=batch, params=export_default_params(), created_by=None)

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import DomainError
 from annotation.models import Role
-from annotation.services import rater_create
+from annotation.labeling.services import rater_create
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation import agreement as engine
-from annotation import agreement_reports
+from annotation.agreement import reports as agreement_reports
 from annotation.errors import DomainError
 from annotation.models import Batch
 

@@ -6,7 +6,7 @@ import shutil
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation import export_services
+from annotation.exports import services as export_services
 from annotation.errors import DomainError
 from annotation.exports import FORMATS, POLICIES, TIE_MODES
 

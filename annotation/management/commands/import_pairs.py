@@ -5,7 +5,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from annotation.errors import DomainError, ImportRejected
-from annotation.importing import batch_for_import, pairs_import
+from annotation.labeling.importing import batch_for_import, pairs_import
 
 
 class Command(BaseCommand):

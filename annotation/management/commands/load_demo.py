@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from annotation.demo_data import demo_load
+from annotation.demo.load import demo_load
 
 
 class Command(BaseCommand):

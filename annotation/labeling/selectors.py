@@ -6,8 +6,8 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .errors import NotFound
-from .models import Assignment, AssignmentStatus, AuditEvent, Batch, BatchState, Judgment, Pair, Profile, Role
+from annotation.errors import NotFound
+from annotation.models import Assignment, AssignmentStatus, AuditEvent, Batch, BatchState, Judgment, Pair, Profile, Role
 
 User = get_user_model()
 

@@ -15,10 +15,10 @@ from datetime import timedelta
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import hotsql
-from .audit import audit_record
-from .errors import Conflict, DomainError, Forbidden, LeaseExpired, NotFound
-from .models import (
+from annotation.labeling import hotsql
+from annotation.audit import audit_record
+from annotation.errors import Conflict, DomainError, Forbidden, LeaseExpired, NotFound
+from annotation.models import (
     ERROR_SPAN_TYPES,
     FLAG_CHOICES,
     Assignment,

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .audit import audit_record
-from .bulk import bulk_insert
-from .errors import Conflict, ImportRejected
-from .models import Batch, BatchState, Completion, Pair, Preference, Prompt, Specialty
+from annotation.audit import audit_record
+from annotation.labeling.bulk import bulk_insert
+from annotation.errors import Conflict, ImportRejected
+from annotation.models import Batch, BatchState, Completion, Pair, Preference, Prompt, Specialty
 
 GOLD_VALUES = {"A>>B": -2, "A>B": -1, "=": 0, "B>A": 1, "B>>A": 2}
 MAX_REPORTED_ERRORS = 1000
@@ -221,7 +221,7 @@ def _pairs_write(*, batch: Batch, parsed: list[ParsedPair]) -> int:
 
 def batch_for_import(*, name: str, specialty_name: str | None, raters_per_pair: int | None, actor) -> tuple[Batch, bool]:
     """The CLI's `--batch NAME`: the existing batch, or a new draft (creating the specialty if needed)."""
-    from .services import batch_create
+    from annotation.labeling.services import batch_create
 
     batch = Batch.objects.filter(name=name).first()
     if batch is not None:

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from annotation import export_services  # noqa: E402
+from annotation.exports import services as export_services  # noqa: E402
 from tests import factories  # noqa: E402
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -9,8 +9,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services
-from .assignment import (
+from annotation.labeling import selectors
+
+from annotation.labeling import services
+from annotation.labeling.assignment import (
     CANONICAL_LABELS,
     DISPLAY_PREFERENCES,
     JudgmentInput,
@@ -19,10 +21,10 @@ from .assignment import (
     pair_lease_next,
     preference_to_display,
 )
-from .importing import pairs_import
-from .models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
-from .parsers import NDJSONParser
-from .permissions import IsAdminRole, IsPhysician
+from annotation.labeling.importing import pairs_import
+from annotation.models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
+from annotation.parsers import NDJSONParser
+from annotation.permissions import IsAdminRole, IsPhysician
 
 
 def query_int(request, name: str) -> int | None:
@@ -360,7 +362,7 @@ class SpecialtyListApi(APIView):
 
     @extend_schema(responses=dict)
     def get(self, request):
-        from .models import Specialty
+        from annotation.models import Specialty
 
         return Response([{"id": s.pk, "name": s.name, "slug": s.slug} for s in Specialty.objects.all()])
 

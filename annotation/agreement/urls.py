@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import agreement_apis
+from annotation.agreement import apis as agreement_apis
 
 urlpatterns = [
     path("batches/<int:batch_id>/agreement/", agreement_apis.BatchAgreementApi.as_view(), name="batch-agreement"),

@@ -8,7 +8,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from annotation.models import AuditEvent, Batch, BatchEvent, Judgment
-from annotation.services import batch_close
+from annotation.labeling.services import batch_close
 from tests import factories
 from tests.conftest import client_for
 

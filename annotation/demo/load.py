@@ -12,10 +12,10 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .assignment import JudgmentInput, judgment_submit, pair_lease_next
-from .importing import pairs_import
-from .models import Batch, Pair, Role
-from .services import batch_create, batch_open, rater_create, specialty_get_or_create
+from annotation.labeling.assignment import JudgmentInput, judgment_submit, pair_lease_next
+from annotation.labeling.importing import pairs_import
+from annotation.models import Batch, Pair, Role
+from annotation.labeling.services import batch_create, batch_open, rater_create, specialty_get_or_create
 
 User = get_user_model()
 DEMO_FILE = Path(__file__).parent / "demo" / "kqa_demo.jsonl"

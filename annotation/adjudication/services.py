@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from . import agreement as engine
-from .audit import audit_record
-from .errors import DomainError, Forbidden, NotFound
-from .models import Adjudication, Batch, BatchState, Judgment, Pair, Preference, Role
+from annotation import agreement as engine
+from annotation.audit import audit_record
+from annotation.errors import DomainError, Forbidden, NotFound
+from annotation.models import Adjudication, Batch, BatchState, Judgment, Pair, Preference, Role
 
 PREFERENCE_SYMBOLS = {-2: "A>>B", -1: "A>B", 0: "=", 1: "B>A", 2: "B>>A"}
 _SYMBOL_TO_PREFERENCE = {v: k for k, v in PREFERENCE_SYMBOLS.items()}

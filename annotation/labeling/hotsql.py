@@ -8,7 +8,7 @@ serialise writers instead)."""
 
 from django.db import connection
 
-from .models import Assignment, Batch, Profile
+from annotation.models import Assignment, Batch, Profile
 
 
 def _one(sql: str, params) -> tuple | None:

@@ -6,7 +6,7 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from annotation.assignment import (
+from annotation.labeling.assignment import (
     JudgmentInput,
     assignment_skip,
     judgment_submit,

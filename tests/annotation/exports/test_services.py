@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from annotation import export_services
+from annotation.exports import services as export_services
 from annotation.models import Adjudication, AuditEvent, BatchState, ExportSnapshot
 from tests import factories
 

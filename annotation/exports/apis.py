@@ -7,10 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import export_services
-from .exports import FORMATS, POLICIES, TIE_MODES
-from .models import ExportSnapshot
-from .permissions import IsAdminRole
+from annotation.exports import services as export_services
+from annotation.exports import FORMATS, POLICIES, TIE_MODES
+from annotation.models import ExportSnapshot
+from annotation.permissions import IsAdminRole
 
 
 class ExportOutputSerializer(serializers.ModelSerializer):

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation import agreement_reports as reports
+from annotation.agreement import reports
 from annotation.models import AgreementReport, Judgment
 from tests import factories
 from tests.conftest import client_for
@@ -91,7 +91,7 @@ def test_report_is_cached_until_a_judgment_or_adjudication_changes(judged, djang
     assert AgreementReport.objects.filter(batch=batch, level="three").count() == 1
 
     admin = factories.admin("boss")
-    from annotation.adjudication import adjudication_record
+    from annotation.adjudication.services import adjudication_record
 
     adjudication_record(pair=pairs[0], decided_by=admin, preference="A>B", note="Guideline says A.")
     assert reports.agreement_report_for_batch(batch=batch)["fingerprint"] != changed["fingerprint"]

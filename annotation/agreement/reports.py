@@ -31,9 +31,9 @@ from django.db.models import Count, IntegerField, Max, Sum, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
 
-from . import agreement as engine
-from .errors import DomainError
-from .models import Adjudication, AgreementReport, Batch, BatchState, Judgment, Pair
+from annotation import agreement as engine
+from annotation.errors import DomainError
+from annotation.models import Adjudication, AgreementReport, Batch, BatchState, Judgment, Pair
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotation.errors import ImportRejected
-from annotation.importing import pairs_import
+from annotation.labeling.importing import pairs_import
 from annotation.models import Batch, Completion, Pair, Prompt
 from tests.factories import BatchFactory
 

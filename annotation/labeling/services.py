@@ -6,10 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .audit import audit_record
-from .errors import Conflict, DomainError, InvalidTransition, NotFound
-from .events import batch_event_emit
-from .models import Batch, BatchEvent, BatchState, Pair, Profile, RationalePolicy, Role, Specialty, default_rubric
+from annotation.audit import audit_record
+from annotation.errors import Conflict, DomainError, InvalidTransition, NotFound
+from annotation.events import batch_event_emit
+from annotation.models import Batch, BatchEvent, BatchState, Pair, Profile, RationalePolicy, Role, Specialty, default_rubric
 
 User = get_user_model()
 

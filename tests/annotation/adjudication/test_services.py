@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotation import adjudication as adj
+from annotation.adjudication import services as adj
 from annotation.errors import DomainError, Forbidden
 from annotation.models import Adjudication, AuditEvent, Judgment
 from tests import factories

@@ -1,5 +1,5 @@
 """Agreement reports, disputes and adjudication over HTTP: thin views over
-annotation.agreement_reports and annotation.adjudication."""
+annotation.agreement.reports and annotation.adjudication.services."""
 
 import json
 
@@ -8,11 +8,13 @@ from rest_framework import renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import adjudication, agreement_reports
-from .agreement import LEVELS
-from .errors import DomainError, NotFound
-from .permissions import CanAdjudicate, IsAdminRole
-from .selectors import batch_get
+from annotation.adjudication import services as adjudication
+
+from annotation.agreement import reports as agreement_reports
+from annotation.agreement import LEVELS
+from annotation.errors import DomainError, NotFound
+from annotation.permissions import CanAdjudicate, IsAdminRole
+from annotation.labeling.selectors import batch_get
 
 
 class CSVTextRenderer(renderers.BaseRenderer):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .export_apis import ExportCreateApi, ExportDetailApi, ExportFileApi, ExportListApi
+from annotation.exports.apis import ExportCreateApi, ExportDetailApi, ExportFileApi, ExportListApi
 
 urlpatterns = [
     path("batches/<int:batch_id>/exports/", ExportCreateApi.as_view(), name="export-create"),

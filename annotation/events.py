@@ -13,6 +13,15 @@ from annotation.models import BatchEvent
 logger = logging.getLogger(__name__)
 
 _batch_closed_subscribers: list[Callable[[int], None]] = []
+# How an event id reaches a worker. annotation.tasks sets it when it is imported (the app's
+# ready() imports it), so this module never imports the task layer above it.
+_event_sender: Callable[[int], None] | None = None
+
+
+def batch_event_sender_set(send: Callable[[int], None]) -> None:
+    """Install the function that queues dispatch of one event id (annotation.tasks does)."""
+    global _event_sender
+    _event_sender = send
 
 
 def batch_closed_subscribe(fn: Callable[[int], None]) -> Callable[[int], None]:
@@ -24,9 +33,10 @@ def batch_closed_subscribe(fn: Callable[[int], None]) -> Callable[[int], None]:
 
 def batch_event_emit(*, event: BatchEvent) -> None:
     """Queue dispatch of a freshly written event once the surrounding transaction commits."""
-    from annotation.tasks import dispatch_batch_event
-
-    transaction.on_commit(lambda: dispatch_batch_event.delay(event.pk))
+    send = _event_sender
+    if send is None:
+        raise RuntimeError("No batch-event sender installed: annotation.tasks must be imported (AnnotationConfig.ready does).")
+    transaction.on_commit(lambda: send(event.pk))
 
 
 def batch_event_dispatch(*, event_id: int) -> None:

@@ -133,7 +133,7 @@ def postgres_bench(data: dict, *, level: str, reuse: bool) -> None:
         batch_id = _postgres_load(data, marker)
     else:
         print(f"  reusing {DB_URL} (batch {marker!r} already loaded)")
-    from annotation.agreement import reports as agreement_reports
+    from annotation.agreement import services as agreement_reports
     from annotation.models import Batch
 
     batch = Batch.objects.get(pk=batch_id)

@@ -1,7 +1,7 @@
 """Adjudication pages, one set for everyone who may settle a dispute: admins (the agreement
 report links here) and senior physicians holding profile.can_adjudicate. The list shows the
 disputed pairs of a batch; the pair page puts every rater's judgment side by side above the
-decision form. Reads and the write go through annotation.adjudication.services."""
+decision form. Reads and the write go through annotation.adjudication (selectors, services)."""
 
 from django.contrib import messages
 from django.http import Http404
@@ -10,8 +10,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from annotation.labeling import selectors
-from annotation.adjudication import services as adjudication
-from annotation.adjudication.services import adjudication_batches, pair_for_adjudicator
+from annotation.adjudication import selectors as adjudication_selectors
+from annotation.adjudication import services as adjudication_services
+from annotation.adjudication.selectors import adjudication_batches, pair_for_adjudicator
 from annotation.errors import DomainError, NotFound
 
 from .access import adjudicator_required
@@ -25,7 +26,7 @@ STATUS_WORDS = (("open", "Not yet adjudicated"), ("adjudicated", "Adjudicated"),
 
 
 def _batches_for(user):
-    """The batches whose disputes this user may settle (the rule lives in annotation.adjudication.services)."""
+    """The batches whose disputes this user may settle (the rule lives in annotation.adjudication)."""
     return selectors.batches_with_progress().filter(pk__in=adjudication_batches(user=user).values("pk"))
 
 
@@ -61,7 +62,7 @@ def disputes(request):
     page = int(page) if page and page.isdigit() and int(page) > 0 else 1
     listing = None
     if batch is not None:
-        listing = adjudication.batch_disputes_list(batch=batch, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        listing = adjudication_selectors.batch_disputes_list(batch=batch, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     here = request.get_full_path()
     query = {"batch": batch.pk if batch else "", "status": status}
     return render(request, "frontend/adjudication/disputes.html", nav_context(
@@ -128,13 +129,13 @@ def pair(request, pair_id: int):
     form = AdjudicationForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            adjudication.adjudication_record(pair=the_pair, decided_by=request.user, **form.cleaned_data)
+            adjudication_services.adjudication_record(pair=the_pair, decided_by=request.user, **form.cleaned_data)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Adjudication of pair {the_pair.pk} recorded; exports will use it.")
             return redirect(back or f"{reverse('adjudicate')}?{urlencode({'batch': the_pair.batch_id})}")
-    detail = adjudication.adjudication_detail(pair=the_pair)
+    detail = adjudication_selectors.adjudication_detail(pair=the_pair)
     return render(request, "frontend/adjudication/pair.html", nav_context(
         "adjudicate", detail=detail, form=form, back=back,
         raters=detail["judgments"], rows=_comparison_rows(detail), highlights=_highlights(detail),

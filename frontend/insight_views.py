@@ -1,5 +1,5 @@
-"""Dashboard pages over agreement reports and adjudication (annotation.agreement.reports /
-annotation.adjudication.services), exports (annotation.exports.services) and training runs
+"""Dashboard pages over agreement reports and adjudication (annotation.agreement.services /
+annotation.adjudication), exports (annotation.exports.services) and training runs
 (training.selectors / training.services)."""
 
 from django.contrib import messages
@@ -7,9 +7,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.adjudication import services as adjudication
+from annotation.adjudication import selectors as adjudication_selectors
 
-from annotation.agreement import reports as agreement_reports
+from annotation.agreement import services as agreement_reports
 
 from annotation.exports import services as export_services
 
@@ -45,7 +45,7 @@ def agreement(request, batch_id: int):
         messages.error(request, exc.message)
         return redirect("dashboard-batch", batch_id=batch.pk)
     heatmap = agreement_reports.agreement_heatmap(report=report)
-    disputes = adjudication.batch_disputes_list(batch=batch, status="all", limit=25)
+    disputes = adjudication_selectors.batch_disputes_list(batch=batch, status="all", limit=25)
     return render(request, "frontend/dashboard/agreement.html", nav_context(
         "batches", batch=batch, report=report, level=level, levels=LEVELS,
         heatmap_svg=charts.heatmap_svg(heatmap),

@@ -6,5 +6,6 @@ class TrainingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Hang export + training on the foundation's batch_closed event.
-        from . import handlers  # noqa: F401
+        # Registers the Celery tasks (which install the run sender services use) and hangs export +
+        # training on annotation's batch_closed event.
+        from . import handlers, tasks  # noqa: F401

@@ -13,7 +13,8 @@ from annotation.errors import NotFound
 from annotation.models import AuditEvent, Batch
 
 from .models import TrainingPipeline
-from .services import _setting, pipeline_start
+from .conf import training_setting
+from .services import pipeline_start
 
 logger = logging.getLogger("training")
 
@@ -22,7 +23,7 @@ def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
     """The batch_closed subscriber: check the agreement gate, export with the default params and
     start the batch's training pipeline - exactly once per batch, even when two closes or a retried
     event race. The batch row lock serialises them; the pipeline's unique trigger_key backs it up."""
-    from annotation.agreement.reports import batch_agreement_gate
+    from annotation.agreement.services import batch_agreement_gate
     from annotation.exports.services import export_create, export_default_params
 
     key = f"batch_closed:{batch_id}"
@@ -49,8 +50,8 @@ def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
             export = export_create(batch=batch, params=export_default_params(), created_by=batch.closed_by)
             # Hyper-parameters for automatic launches come from settings (CLINPREF["TRAINING_AUTO_PARAMS"]),
             # so operators tune them per deployment without touching batches.
-            runs = pipeline_start(export=export, pipeline=batch.training_pipeline, params=_setting("TRAINING_AUTO_PARAMS", None),
-                                  base_model=_setting("TRAINING_AUTO_BASE_MODEL", ""), created_by=batch.closed_by, strict_params=False,
+            runs = pipeline_start(export=export, pipeline=batch.training_pipeline, params=training_setting("TRAINING_AUTO_PARAMS", None),
+                                  base_model=training_setting("TRAINING_AUTO_BASE_MODEL", ""), created_by=batch.closed_by, strict_params=False,
                                   trigger=TrainingPipeline.Trigger.BATCH_CLOSED, trigger_key=key)
             return runs[0].pipeline
     except IntegrityError:

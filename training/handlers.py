@@ -8,9 +8,9 @@ from django.db import transaction
 
 from annotation.events import batch_closed_subscribe
 
+from .tasks import handle_batch_closed
+
 
 @batch_closed_subscribe
 def on_batch_closed(batch_id: int) -> None:
-    from .tasks import handle_batch_closed
-
     transaction.on_commit(lambda: handle_batch_closed.delay(batch_id))

@@ -21,7 +21,7 @@ from django.conf import settings
 from .models import RunKind
 
 if TYPE_CHECKING:
-    from .services import _LogTail, _Reporter
+    from .worker import LogTail, RunReporter
 
 logger = logging.getLogger("training")
 
@@ -39,7 +39,7 @@ def _num_processes(config: dict) -> int:
     return max(gpu_count(), 1)
 
 
-def train(ctx, *, launcher: str, work: Path, reporter: _Reporter, tail: _LogTail):
+def train(ctx, *, launcher: str, work: Path, reporter: RunReporter, tail: LogTail):
     """Run the trainer in this process, or under `accelerate launch` when the run spans several
     GPUs (launcher="accelerate", the TRAINING_LAUNCHER setting, forces the launcher even for one process)."""
     processes = _num_processes(ctx.config)
@@ -86,7 +86,7 @@ def _file_tail(path: Path, lines: int, max_bytes: int = 256_000) -> list[str]:
         return fh.read().decode("utf-8", "replace").splitlines()[-lines:]
 
 
-def _train_launched(ctx, *, processes: int, work: Path, reporter: _Reporter, tail: _LogTail):
+def _train_launched(ctx, *, processes: int, work: Path, reporter: RunReporter, tail: LogTail):
     """Train under `accelerate launch` (training/runners/launch.py) and bridge its callbacks: its
     progress lines go to the same reporter as an in-process run, a cancel becomes its stop file,
     its RunResult comes back as JSON. A non-zero exit raises with the child's last lines."""

@@ -1,39 +1,26 @@
-"""Writes of the training domain, the life cycle of a run: start pipelines, execute one run in a
-worker, cancel, reap runs whose worker died. Keyword-only, audited. How the trainer itself is
-started (in process or under `accelerate launch`) is in launching.py; what a closed batch starts
-is in batch_closed.py.
-
-Workers may live on other hosts: a run reads its export snapshot and its parent's model through
-Django's storage API (artifacts.py), writes its model back through it (under training/<run id>/model/), and
-reports progress, heartbeat and metrics through the database. Nothing here imports torch or TRL at
-module level: the web process imports this module too."""
+"""Writes of the training domain, the life cycle of a run: start pipelines, cancel, reap runs
+whose worker died, and the state changes a worker makes (claim, succeed, fail). Keyword-only,
+audited. What a worker does with a claimed run is in worker.py; how the trainer itself is started
+(in process or under `accelerate launch`) is in launching.py; what a closed batch starts is in
+batch_closed.py. Runs are queued through dispatch.py (never by importing the tasks)."""
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
-import os
-import shutil
 import socket
-import tempfile
-import threading
-import time
-import traceback
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, NotFound
 from annotation.models import ExportSnapshot
 
-from . import artifacts, configs, launching
-from .models import RunKind, RunStatus, TrainingMetric, TrainingPipeline, TrainingRun
+from . import configs, dispatch
+from .conf import stale_after, training_setting
+from .models import RunKind, RunStatus, TrainingPipeline, TrainingRun
 
 logger = logging.getLogger("training")
 
@@ -46,26 +33,6 @@ DEMO_NOTE = (
 )
 
 
-def _setting(name: str, default):
-    """CLINPREF[name] from settings, else the CLINPREF_<name> environment variable (JSON for
-    dicts such as TRAINING_AUTO_PARAMS), else default."""
-    if name in getattr(settings, "CLINPREF", {}):
-        return settings.CLINPREF[name]
-    raw = os.environ.get(f"CLINPREF_{name}")
-    if raw is None:
-        return default
-    return json.loads(raw) if isinstance(default, dict) or (default is None and raw.startswith("{")) else raw
-
-
-def heartbeat_seconds() -> float:
-    return float(_setting("TRAINING_HEARTBEAT_SECONDS", 30))
-
-
-def stale_after() -> timedelta:
-    """A running run whose heartbeat is older than this has lost its worker."""
-    return timedelta(seconds=float(_setting("TRAINING_STALE_SECONDS", 10 * 60)))
-
-
 # ---------------------------------------------------------------- starting
 
 
@@ -74,7 +41,7 @@ def base_model_resolve(*, kind: str, base_model: str) -> tuple[str, bool]:
     models (MiniLM reward model, tiny local policy), marked as such."""
     if base_model:
         return base_model, False
-    configured = _setting("TRAINING_REWARD_BASE_MODEL" if kind == RunKind.REWARD_MODEL else "TRAINING_POLICY_BASE_MODEL", "")
+    configured = training_setting("TRAINING_REWARD_BASE_MODEL" if kind == RunKind.REWARD_MODEL else "TRAINING_POLICY_BASE_MODEL", "")
     if configured:
         return configured, False
     return (DEMO_REWARD_BASE if kind == RunKind.REWARD_MODEL else DEMO_POLICY_BASE), True
@@ -82,10 +49,8 @@ def base_model_resolve(*, kind: str, base_model: str) -> tuple[str, bool]:
 
 def _dispatch(run: TrainingRun) -> None:
     """Queue the run's task once the transaction that made it queued commits."""
-    from .tasks import train_run
-
     task_id = run.celery_task_id
-    transaction.on_commit(lambda: train_run.apply_async(args=[run.pk], task_id=task_id, queue="gpu"))
+    transaction.on_commit(lambda: dispatch.run_enqueue(run_id=run.pk, task_id=task_id))
 
 
 def _new_task_id(run: TrainingRun) -> None:
@@ -194,8 +159,8 @@ def runs_reap_stale(*, older_than: timedelta | None = None) -> list[int]:
     heartbeat stopped: their worker died or lost its host. Returns the ids handled."""
     older_than = older_than or stale_after()
     cutoff = timezone.now() - older_than
-    policy = _setting("TRAINING_REAP_POLICY", "fail")
-    max_attempts = int(_setting("TRAINING_MAX_ATTEMPTS", 2))
+    policy = training_setting("TRAINING_REAP_POLICY", "fail")
+    max_attempts = int(training_setting("TRAINING_MAX_ATTEMPTS", 2))
     handled = []
     stale_ids = list(TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
     for run_id in stale_ids:
@@ -223,71 +188,10 @@ def runs_reap_stale(*, older_than: timedelta | None = None) -> list[int]:
     return handled
 
 
-# ---------------------------------------------------------------- executing (in a worker)
+# ---------------------------------------------------------------- a run's state in the worker
 
 
-class _LogTail(logging.Handler):
-    """Keeps the last lines the training libraries log, for the run's log_tail."""
-
-    def __init__(self, lines: int = 200):
-        super().__init__(level=logging.INFO)
-        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record))
-        except Exception:
-            pass
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-class _Reporter:
-    """The runner's report()/should_stop() callables, bound to one run row. Metric points are
-    appended as rows; progress and heartbeat are one UPDATE; the cancel flag is read at most every
-    `poll` seconds so a fast CPU loop does not hammer the database."""
-
-    def __init__(self, run_id: int, *, poll: float = 2.0):
-        self.run_id = run_id
-        self.poll = poll
-        self._checked_at = 0.0
-        self._cancelled = False
-
-    def report(self, step: int, total: int, metrics: dict) -> None:
-        now = timezone.now()
-        if metrics:
-            TrainingMetric.objects.create(run_id=self.run_id, step=step, values=metrics)
-        progress = min(step / total, 1.0) if total else 0.0
-        TrainingRun.objects.filter(pk=self.run_id).update(current_step=step, total_steps=max(total, 0), progress=progress, heartbeat_at=now)
-
-    def should_stop(self) -> bool:
-        if not self._cancelled and time.monotonic() - self._checked_at >= self.poll:
-            self._checked_at = time.monotonic()
-            self._cancelled = TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()
-        return self._cancelled
-
-
-class _Heartbeat(threading.Thread):
-    """Beats while the run works outside the training loop (downloads, model loading, a long step)."""
-
-    def __init__(self, run_id: int, every: float):
-        super().__init__(daemon=True, name=f"heartbeat-{run_id}")
-        self.run_id, self.every = run_id, every
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stop.wait(self.every):
-                TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:
-            logger.warning("training.heartbeat_failed", exc_info=True)
-        finally:
-            connection.close()
-
-
-def _claim(run_id: int, task_id: str) -> TrainingRun | None:
+def run_claim(*, run_id: int, task_id: str) -> TrainingRun | None:
     """Mark the run running on this host, or return None when it is not ours to run: finished,
     cancelled, already running with a live heartbeat elsewhere, or waiting on its parent."""
     with transaction.atomic():
@@ -321,70 +225,8 @@ def _claim(run_id: int, task_id: str) -> TrainingRun | None:
         return run
 
 
-def _resolve_base(run: TrainingRun, work: Path) -> str:
-    """The local path (or hub id) the runner loads. Demo bases are built here, never downloaded."""
-    if run.base_model == DEMO_REWARD_BASE:
-        from training.runners.tiny_models import minilm_path
-
-        return minilm_path()
-    if run.base_model == DEMO_POLICY_BASE:
-        from training.runners.tiny_models import build_tiny_causal_lm
-
-        return build_tiny_causal_lm(work / "base-policy", seed=run.config.get("seed", 0))
-    return run.base_model
-
-
-def run_execute(*, run_id: int, task_id: str = "") -> TrainingRun | None:
-    """Run one training run end to end in this worker: claim it, fetch its data (and its parent's
-    reward model) through storage, train, upload the model, record the outcome, queue children."""
-    run = _claim(run_id, task_id)
-    if run is None:
-        return None
-    from training.runners.common import RunContext
-
-    work = Path(tempfile.mkdtemp(prefix=f"clinpref-train-{run.pk}-"))
-    tail = _LogTail()
-    watched = [logging.getLogger(name) for name in ("training", "trl", "transformers", "accelerate")]
-    for lg in watched:
-        lg.addHandler(tail)
-    heartbeat = _Heartbeat(run.pk, heartbeat_seconds())
-    heartbeat.start()
-    reporter = _Reporter(run.pk)
-    try:
-        data_dir = work / "data"
-        data_dir.mkdir()
-        artifacts.snapshot_download(run.export, data_dir)
-        reward_path = None
-        if run.parent_id and run.parent.kind == RunKind.REWARD_MODEL:
-            reward_path = work / "reward-model"
-            artifacts.artifacts_download(run.parent, reward_path)
-        ctx = RunContext(
-            kind=run.kind, data_dir=data_dir, output_dir=work / "model", config=run.config,
-            base_model=_resolve_base(run, work), reward_model_path=str(reward_path) if reward_path else None,
-            report=reporter.report, should_stop=reporter.should_stop,
-            model_card_extra={"run": run.pk, "export": run.export_id, "batch": run.export.batch_id,
-                              "parent_run": run.parent_id, "note": run.note},
-        )
-        logger.info("training.run_started", extra={"run_id": run.pk, "kind": run.kind})
-        result = launching.train(ctx, launcher=_setting("TRAINING_LAUNCHER", "auto"), work=work, reporter=reporter, tail=tail)
-        artifact_path, artifact_files = artifacts.artifacts_upload(run.pk, ctx.output_dir)
-    except Exception as exc:
-        logger.exception("training.run_failed", extra={"run_id": run.pk})
-        _finish_failed(run.pk, error="".join(traceback.format_exception_only(type(exc), exc)).strip(),
-                       trace=traceback.format_exc(), log_tail=tail.text())
-    else:
-        _finish_ok(run.pk, result=result, artifact_path=artifact_path, artifact_files=artifact_files, log_tail=tail.text())
-    finally:
-        heartbeat.stop.set()
-        heartbeat.join(timeout=5)
-        for lg in watched:
-            lg.removeHandler(tail)
-        shutil.rmtree(work, ignore_errors=True)
-    return TrainingRun.objects.get(pk=run_id)
-
-
 @transaction.atomic
-def _finish_ok(run_id: int, *, result, artifact_path: str, artifact_files: list[dict], log_tail: str) -> None:
+def run_finish_succeeded(*, run_id: int, result, artifact_path: str, artifact_files: list[dict], log_tail: str) -> None:
     run = TrainingRun.objects.select_for_update().select_related("export").get(pk=run_id)
     cancelled = result.stopped == "cancelled" or run.cancel_requested
     run.status = RunStatus.CANCELLED if cancelled else RunStatus.SUCCEEDED
@@ -408,7 +250,7 @@ def _finish_ok(run_id: int, *, result, artifact_path: str, artifact_files: list[
 
 
 @transaction.atomic
-def _finish_failed(run_id: int, *, error: str, trace: str, log_tail: str) -> None:
+def run_finish_failed(*, run_id: int, error: str, trace: str, log_tail: str) -> None:
     run = TrainingRun.objects.select_for_update().select_related("export").get(pk=run_id)
     run.status, run.finished_at = RunStatus.FAILED, timezone.now()
     run.error = error[:5000]

@@ -13,7 +13,8 @@ from celery import shared_task
 
 from config.celery_app import app
 
-from . import batch_closed, services
+from . import batch_closed, dispatch, services, worker
+from .conf import stale_after
 
 TRAINING_TIME_LIMIT = int(os.environ.get("CLINPREF_TRAINING_TIME_LIMIT", 24 * 3600))
 # The soft limit raises inside the run, which then records itself as failed with the reason.
@@ -30,7 +31,7 @@ REAP_EVERY_SECONDS = float(os.environ.get("CLINPREF_TRAINING_REAP_EVERY", 300))
     soft_time_limit=TRAINING_SOFT_TIME_LIMIT,
 )
 def train_run(self, run_id: int) -> str | None:
-    run = services.run_execute(run_id=run_id, task_id=self.request.id or "")
+    run = worker.run_execute(run_id=run_id, task_id=self.request.id or "")
     return run.status if run is not None else None
 
 
@@ -42,7 +43,11 @@ def handle_batch_closed(batch_id: int) -> int | None:
 
 @shared_task
 def reap_stale_runs() -> list[int]:
-    return services.runs_reap_stale(older_than=services.stale_after())
+    return services.runs_reap_stale(older_than=stale_after())
+
+
+# Services queue runs through training.dispatch; this is the one place that knows the task.
+dispatch.run_sender_set(lambda run_id, task_id: train_run.apply_async(args=[run_id], task_id=task_id, queue="gpu"))
 
 
 @app.on_after_finalize.connect

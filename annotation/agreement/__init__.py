@@ -24,8 +24,16 @@ Undefined figures (one rater, no overlap, chance agreement of 1) are None with a
 - bootstrap.py  percentile CIs, the multinomial bootstrap of confusion matrices
 - report.py     agreement_report, agreement_headline(_codes), the per-rater table
 - disputes.py   disputed_items
+- text.py       a ratings CSV in, a report as text out (the `agreement` command)
 
-Callers import from annotation.agreement, never from the modules.
+Around the pure engine, with Django:
+- services.py   per-batch reports (loaded from judgments, cached until they change), the training
+                gate, the trend across batches, CSV tables
+- apis.py, urls.py   /api/batches/{id}/agreement/, /api/agreement/trend/
+
+The engine's callers import from annotation.agreement, never from its modules. The engine
+imports nothing of Django (a contract in .importlinter); services.py may import labeling and
+the shared base of annotation.
 """
 from .disputes import disputed_items
 from .ratings import (

@@ -1,5 +1,6 @@
-"""Judgments -> training data. Pure: no Django, no database; the service (export_services.py)
-streams rows in and this package decides, splits and writes:
+"""Judgments -> training data. The core is pure (no Django, no database): services.py streams rows
+in (and writes snapshots through Django's storage), apis.py + urls.py serve /api/exports/, and
+these modules decide, split and write:
 
 - params.py     ExportParams and the allowed policies / formats / tie modes
 - votes.py      PairVotes, votes and their summaries, and the row streams that build them
@@ -10,7 +11,8 @@ streams rows in and this package decides, splits and writes:
 - fast.py       export_write_trl_jsonl (trl-jsonl over database summaries, same bytes)
 - card.py       the dataset card
 
-Callers import from annotation.exports, never from the modules.
+Callers import the core from annotation.exports, never from its modules. services.py may import
+annotation.agreement (figures for the manifest), labeling and the shared base.
 
 Votes are stored relative to the canonical pair (A, B) on the ordinal scale -2..2 (negative
 favours A). A pair becomes at most one chosen/rejected triple, plus KTO rows.

@@ -72,12 +72,12 @@ def _code_version() -> str:
 
 
 def _agreement_figures(batch: Batch) -> dict:
-    """Agreement figures from annotation.agreement.reports when that module offers them;
+    """Agreement figures from annotation.agreement.services when that module offers them;
     an export never fails for want of them."""
     try:
-        from annotation.agreement import reports as agreement_reports  # noqa: PLC0415 - optional, written by another part
+        from annotation.agreement import services as agreement_reports  # noqa: PLC0415 - optional, written by another part
     except ImportError:
-        return {"available": False, "reason": "annotation.agreement.reports is not installed"}
+        return {"available": False, "reason": "annotation.agreement.services is not installed"}
     for name in ("agreement_report_for_batch", "agreement_summary", "agreement_report_summary"):
         fn = getattr(agreement_reports, name, None)
         if fn is None:
@@ -88,7 +88,7 @@ def _agreement_figures(batch: Batch) -> dict:
         except Exception as exc:  # an agreement bug must not block a dataset
             logger.warning("export.agreement_unavailable", exc_info=True)
             return {"available": False, "reason": f"{name} failed: {exc}"}
-    return {"available": False, "reason": "annotation.agreement.reports exposes no summary function"}
+    return {"available": False, "reason": "annotation.agreement.services exposes no summary function"}
 
 
 def _pair_rows(batch: Batch):
@@ -448,7 +448,7 @@ def export_create(
     versioned snapshot. Data files are byte-identical for identical params and data; only the
     manifest and card carry the version and the time. `progress(done_pairs, total_pairs)`
     is called every 10,000 pairs and at the end. include_agreement=False skips the agreement
-    report (computed, or served from cache, by annotation.agreement.reports) in the manifest."""
+    report (computed, or served from cache, by annotation.agreement.services) in the manifest."""
     batch_id = batch.pk if isinstance(batch, Batch) else batch
     batch = Batch.objects.select_related("specialty").filter(pk=batch_id).first()
     if batch is None:

@@ -1,17 +1,15 @@
-"""The annotation API: one thin class per operation. Input is validated by a nested
+"""The labeling API (batches, pairs, the judging hot path, raters, audit): one thin class per operation. Input is validated by a nested
 InputSerializer, the work is one service or selector call, output is an OutputSerializer."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.labeling import selectors
-
-from annotation.labeling import services
+from annotation.api import paginated, query_int
+from annotation.labeling import selectors, services
 from annotation.labeling.assignment import (
     CANONICAL_LABELS,
     DISPLAY_PREFERENCES,
@@ -25,22 +23,6 @@ from annotation.labeling.importing import pairs_import
 from annotation.models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
 from annotation.parsers import NDJSONParser
 from annotation.permissions import IsAdminRole, IsPhysician
-
-
-def query_int(request, name: str) -> int | None:
-    """An optional integer query parameter; a 400 that says so when it is not one."""
-    value = request.query_params.get(name)
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise serializers.ValidationError({name: [f"{name} must be an id (an integer); got {value!r}."]})
-    return int(value)
-
-
-def paginated(request, view, queryset, serializer_class) -> Response:
-    paginator = LimitOffsetPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class BatchOutput(serializers.Serializer):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.training.test_pipeline import _queued_pipeline
-from training import configs, launching, services
+from training import configs, launching, services, worker
 from training.models import RunStatus, TrainingMetric, TrainingRun
 
 
@@ -34,7 +34,7 @@ def _launches(monkeypatch) -> list[list[str]]:
 @pytest.mark.django_db
 def test_launched_run_succeeds_and_reports_through_the_progress_file(launched, monkeypatch):
     commands = _launches(monkeypatch)
-    run = services.run_execute(run_id=launched.pk)
+    run = worker.run_execute(run_id=launched.pk)
     assert run.status == RunStatus.SUCCEEDED, run.error + run.log_tail[-3000:]
     (command,) = commands
     assert command[command.index("--num_processes") + 1] == "1" and "--multi_gpu" not in command
@@ -50,16 +50,16 @@ def test_launched_run_succeeds_and_reports_through_the_progress_file(launched, m
 @pytest.mark.django_db
 def test_cancel_reaches_the_launched_trainer_through_the_stop_file(launched, monkeypatch):
     TrainingRun.objects.filter(pk=launched.pk).update(config={**launched.config, "num_train_epochs": 500, "early_stopping_patience": 0})
-    original = services._Reporter.report
+    original = worker.RunReporter.report
 
     def report_then_cancel(self, step, total, metrics):
         original(self, step, total, metrics)
         if step >= 2:  # an admin presses cancel while the run trains
             TrainingRun.objects.filter(pk=self.run_id).update(cancel_requested=True)
 
-    monkeypatch.setattr(services._Reporter, "report", report_then_cancel)
-    monkeypatch.setattr(services._Reporter, "should_stop", lambda self: TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists())
-    run = services.run_execute(run_id=launched.pk)
+    monkeypatch.setattr(worker.RunReporter, "report", report_then_cancel)
+    monkeypatch.setattr(worker.RunReporter, "should_stop", lambda self: TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists())
+    run = worker.run_execute(run_id=launched.pk)
     assert run.status == RunStatus.CANCELLED, run.error + run.log_tail[-3000:]
     assert run.final_metrics["stopped"] == "cancelled"
     assert 2 <= run.current_step < run.total_steps
@@ -69,7 +69,7 @@ def test_cancel_reaches_the_launched_trainer_through_the_stop_file(launched, mon
 @pytest.mark.django_db
 def test_crashing_trainer_fails_the_run_with_its_last_lines(launched, tmp_path):
     TrainingRun.objects.filter(pk=launched.pk).update(base_model=str(tmp_path / "no-such-model"))
-    run = services.run_execute(run_id=launched.pk)
+    run = worker.run_execute(run_id=launched.pk)
     assert run.status == RunStatus.FAILED
     assert "accelerate launch (1 process(es)) exited with code 1" in run.error
     assert "no-such-model" in run.error  # the child's own exception, not just an exit code

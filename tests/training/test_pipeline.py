@@ -11,7 +11,7 @@ from annotation.labeling.services import batch_close
 from tests import factories
 from tests.conftest import client_for
 from tests.training.conftest import FAST_PARAMS, gate_open_batch
-from training import batch_closed, services
+from training import batch_closed, services, worker
 from training.models import RunStatus, TrainingMetric, TrainingPipeline, TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -134,7 +134,7 @@ def test_cancel_queued_run_cancels_its_children(media):
     # Cancelling twice is a conflict, not a 500.
     assert client_for(admin).post(f"/api/training-runs/{rm.pk}/cancel/").status_code == 409
     # A worker that picks the revoked message up anyway does nothing.
-    assert services.run_execute(run_id=rm.pk) is None
+    assert worker.run_execute(run_id=rm.pk) is None
 
 
 @pytest.mark.django_db
@@ -142,7 +142,7 @@ def test_cancel_running_run_stops_at_next_step(media, monkeypatch):
     rm, _ = _queued_pipeline(spec="reward_model")[0], None
     TrainingRun.objects.filter(pk=rm.pk).update(config={**rm.config, "num_train_epochs": 50})
     calls = {"n": 0}
-    original = services._Reporter.report
+    original = worker.RunReporter.report
 
     def report_then_cancel(self, step, total, metrics):
         original(self, step, total, metrics)
@@ -150,10 +150,10 @@ def test_cancel_running_run_stops_at_next_step(media, monkeypatch):
         if calls["n"] == 2:  # an admin presses cancel while the run trains
             services.run_cancel(run_id=rm.pk, actor=None)
 
-    monkeypatch.setattr(services._Reporter, "report", report_then_cancel)
-    monkeypatch.setattr(services._Reporter, "__init__", lambda self, run_id, poll=0.0: (
+    monkeypatch.setattr(worker.RunReporter, "report", report_then_cancel)
+    monkeypatch.setattr(worker.RunReporter, "__init__", lambda self, run_id, poll=0.0: (
         setattr(self, "run_id", run_id), setattr(self, "poll", 0.0), setattr(self, "_checked_at", 0.0), setattr(self, "_cancelled", False))[0])
-    run = services.run_execute(run_id=rm.pk)
+    run = worker.run_execute(run_id=rm.pk)
     assert run.status == RunStatus.CANCELLED
     assert run.final_metrics["stopped"] == "cancelled"
     assert run.current_step < run.total_steps
@@ -190,7 +190,7 @@ def test_reaper_can_requeue(media, settings):
 def test_failed_run_records_error_and_cancels_children(media):
     rm, ppo = _queued_pipeline()
     TrainingRun.objects.filter(pk=rm.pk).update(base_model="/nonexistent/model")
-    run = services.run_execute(run_id=rm.pk)
+    run = worker.run_execute(run_id=rm.pk)
     ppo.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.error
     assert ppo.status == RunStatus.CANCELLED

@@ -2,7 +2,8 @@
 
 import pytest
 
-from annotation.adjudication import services as adj
+from annotation.adjudication import selectors as adjudication_selectors
+from annotation.adjudication import services as adjudication_services
 from annotation.errors import DomainError, Forbidden
 from annotation.models import Adjudication, AuditEvent, Judgment
 from tests import factories
@@ -29,18 +30,18 @@ def disputed():
 
 @pytest.mark.parametrize("value, expected", [("A>>B", -2), ("a>b", -1), ("=", 0), ("B>A", 1), ("B >> A", 2), (2, 2), ("-1", -1)])
 def test_preference_parse(value, expected):
-    assert adj.preference_parse(value) == expected
+    assert adjudication_services.preference_parse(value) == expected
 
 
 @pytest.mark.parametrize("value", ["A>>>B", 3, -3, True, None, "", 1.5])
 def test_preference_parse_rejects(value):
     with pytest.raises(DomainError):
-        adj.preference_parse(value)
+        adjudication_services.preference_parse(value)
 
 
 def test_disputes_are_ranked_and_unanimous_pairs_left_out(disputed):
     batch, pairs, _ = disputed
-    listing = adj.batch_disputes_list(batch=batch)
+    listing = adjudication_selectors.batch_disputes_list(batch=batch)
     assert listing["count"] == 2
     assert [d["pair"] for d in listing["results"]] == [pairs[0].pk, pairs[1].pk]
     assert listing["results"][0]["opposite_sides"] and listing["results"][0]["spread"] == 4
@@ -49,7 +50,7 @@ def test_disputes_are_ranked_and_unanimous_pairs_left_out(disputed):
 
 def test_detail_shows_every_rater_side_by_side(disputed):
     _, pairs, raters = disputed
-    detail = adj.adjudication_detail(pair=pairs[0])
+    detail = adjudication_selectors.adjudication_detail(pair=pairs[0])
     assert [j["rater"] for j in detail["judgments"]] == [r.username for r in raters]
     first = detail["judgments"][0]
     assert first["preference"] == {"value": -2, "symbol": "A>>B", "label": "A much better"}
@@ -64,28 +65,28 @@ def test_detail_shows_every_rater_side_by_side(disputed):
 def test_record_keeps_raw_judgments_audits_and_newest_wins(disputed, admin_user):
     batch, pairs, _ = disputed
     before = list(Judgment.objects.filter(pair=pairs[0]).values_list("id", "preference", "is_current"))
-    adj.adjudication_record(pair=pairs[0], decided_by=admin_user, preference="B>A", note="First look.")
-    adj.adjudication_record(pair=pairs[0], decided_by=admin_user, preference=-2, note="On reflection A is safer.", a_unsafe=False, b_unsafe=True)
+    adjudication_services.adjudication_record(pair=pairs[0], decided_by=admin_user, preference="B>A", note="First look.")
+    adjudication_services.adjudication_record(pair=pairs[0], decided_by=admin_user, preference=-2, note="On reflection A is safer.", a_unsafe=False, b_unsafe=True)
     assert list(Judgment.objects.filter(pair=pairs[0]).values_list("id", "preference", "is_current")) == before
-    detail = adj.adjudication_detail(pair=pairs[0])
+    detail = adjudication_selectors.adjudication_detail(pair=pairs[0])
     assert detail["adjudication"]["preference"]["value"] == -2 and detail["adjudication"]["b_unsafe"]
     assert len(detail["history"]) == 2
     events = AuditEvent.objects.filter(action="adjudication.recorded", batch=batch)
     assert events.count() == 2 and events.first().data["note"] == "On reflection A is safer."
-    assert adj.batch_disputes_list(batch=batch, status="adjudicated")["count"] == 1
-    open_ = adj.batch_disputes_list(batch=batch, status="open")
+    assert adjudication_selectors.batch_disputes_list(batch=batch, status="adjudicated")["count"] == 1
+    open_ = adjudication_selectors.batch_disputes_list(batch=batch, status="open")
     assert [d["pair"] for d in open_["results"]] == [pairs[1].pk]
 
 
 def test_record_needs_the_right_and_a_note(disputed, physician):
     _, pairs, _ = disputed
     with pytest.raises(Forbidden):
-        adj.adjudication_record(pair=pairs[0], decided_by=physician, preference=0, note="I think so.")
+        adjudication_services.adjudication_record(pair=pairs[0], decided_by=physician, preference=0, note="I think so.")
     physician.profile.can_adjudicate = True
     physician.profile.save(update_fields=["can_adjudicate"])
     with pytest.raises(DomainError, match="note is required"):
-        adj.adjudication_record(pair=pairs[0], decided_by=physician, preference=0, note="   ")
-    adj.adjudication_record(pair=pairs[0], decided_by=physician, preference=0, note="Equivalent.")
+        adjudication_services.adjudication_record(pair=pairs[0], decided_by=physician, preference=0, note="   ")
+    adjudication_services.adjudication_record(pair=pairs[0], decided_by=physician, preference=0, note="Equivalent.")
     assert Adjudication.objects.get(pair=pairs[0]).decided_by == physician
 
 

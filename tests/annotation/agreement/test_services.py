@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.agreement import reports
+from annotation.agreement import services as reports
 from annotation.models import AgreementReport, Judgment
 from tests import factories
 from tests.conftest import client_for

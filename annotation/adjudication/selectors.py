@@ -67,10 +67,10 @@ def _latest_adjudications(*, batch: Batch) -> dict[int, int]:
     return latest
 
 
-# Physicians settle disputes of batches still in work; an admin may also revise an exported batch
-# (the next export picks the decision up).
-ADJUDICATOR_STATES = (BatchState.OPEN, BatchState.CLOSED)
-ADMIN_ADJUDICATION_STATES = (*ADJUDICATOR_STATES, BatchState.EXPORTED)
+# Disputes are settled while a batch is in work and after it closed; closing publishes the first
+# export at once (the batch becomes exported), so exported batches stay open to adjudication and the
+# next export picks the decision up.
+ADJUDICATION_STATES = (BatchState.OPEN, BatchState.CLOSED, BatchState.EXPORTED)
 
 
 def adjudication_batches(*, user):
@@ -79,8 +79,8 @@ def adjudication_batches(*, user):
     if not user_can_adjudicate(user):
         return Batch.objects.none()
     if user.profile.role == Role.ADMIN:
-        return Batch.objects.filter(state__in=ADMIN_ADJUDICATION_STATES)
-    return Batch.objects.filter(state__in=ADJUDICATOR_STATES, specialty_id=user.profile.specialty_id)
+        return Batch.objects.filter(state__in=ADJUDICATION_STATES)
+    return Batch.objects.filter(state__in=ADJUDICATION_STATES, specialty_id=user.profile.specialty_id)
 
 
 def pair_for_adjudicator(*, pair_id: int, user) -> Pair:

@@ -21,7 +21,9 @@ from .patterns import (
 from .ratings import METRICS, Ratings
 
 def landis_koch(value: float | None) -> str | None:
-    """Landis & Koch (1977) wording for a kappa-like figure."""
+    """Landis & Koch (1977) wording for a kappa-like figure: below 0 poor (worse than chance),
+    to 0.20 slight, 0.40 fair, 0.60 moderate, 0.80 substantial, above almost perfect. The one
+    definition: the API, the command and the pages all use it."""
     if value is None:
         return None
     if value < 0:

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from annotation import exports
 from annotation.audit import audit_record
+from annotation.labeling.services import batch_transition
 from annotation.errors import Conflict, DomainError, NotFound
 from annotation.models import Adjudication, Batch, BatchState, ExportSnapshot, Judgment, Pair, Profile
 
@@ -512,6 +513,10 @@ def export_create(
             audit_record(actor=created_by, action="export.created", obj=snapshot, batch=batch,
                          data={"version": version, "policy": p.policy, "params_sha256": snapshot.params_sha256,
                                "triples": result.counts["triples"]})
+            if batch.state == BatchState.CLOSED:
+                # The first snapshot of a closed batch publishes its training data: the batch says so.
+                batch_transition(batch_id=batch.pk, to_state=BatchState.EXPORTED,
+                                 actor=created_by if created_by and created_by.is_authenticated else None)
         logger.info("export.created", extra={"batch_id": batch.pk, "version": version})
         return snapshot
     except BaseException:

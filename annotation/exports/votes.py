@@ -8,6 +8,8 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from annotation.rules import response_vetoed
+
 # Direction codes used by the vectorised estimators.
 DIR_A, DIR_TIE, DIR_B = 0, 1, 2
 
@@ -69,13 +71,10 @@ def _flag_tokens(flag_dicts: Iterable[dict]) -> tuple[str, ...]:
 
 def votes_summarise(all_votes: list[Vote], votes: list[Vote], veto_flags: tuple[str, ...],
                     weights: list[float] | None = None) -> VoteSummary:
-    veto_a = veto_b = False
-    for v in all_votes:
-        veto_a |= v.a_unsafe or v.both_unacceptable
-        veto_b |= v.b_unsafe or v.both_unacceptable
-        if veto_flags and v.flags:
-            veto_a |= any(f in veto_flags for f in v.flags.get("a", ()))
-            veto_b |= any(f in veto_flags for f in v.flags.get("b", ()))
+    veto_a = any(response_vetoed(marked_unsafe=v.a_unsafe, both_unacceptable=v.both_unacceptable,
+                                 flags=(v.flags or {}).get("a", ()), veto_flags=veto_flags) for v in all_votes)
+    veto_b = any(response_vetoed(marked_unsafe=v.b_unsafe, both_unacceptable=v.both_unacceptable,
+                                 flags=(v.flags or {}).get("b", ()), veto_flags=veto_flags) for v in all_votes)
     n_a = n_b = 0
     for v in votes:
         if v.preference < 0:
@@ -92,14 +91,14 @@ def votes_summarise(all_votes: list[Vote], votes: list[Vote], veto_flags: tuple[
 
 def summary_from_aggregates(n_a: int, n_tie: int, n_b: int, pref_sum: int, any_a_unsafe: bool, any_b_unsafe: bool,
                             any_both: bool, flags_json: list[str] | None, veto_flags: tuple[str, ...]) -> VoteSummary:
-    """The same summary from database aggregates (counts, sum, bool_or, non-empty flags as JSON text)."""
+    """The same summary from database aggregates (counts, sum, bool_or, non-empty flags as JSON
+    text). The veto is an OR over raters, so the rule applied to the OR-ed marks and the union of
+    the flags gives what it gives vote by vote (the property test checks it)."""
     flag_dicts = [json.loads(f) for f in flags_json] if flags_json else []
-    veto_a = bool(any_a_unsafe or any_both)
-    veto_b = bool(any_b_unsafe or any_both)
-    if veto_flags:
-        for fl in flag_dicts:
-            veto_a |= any(f in veto_flags for f in fl.get("a", ()))
-            veto_b |= any(f in veto_flags for f in fl.get("b", ()))
+    veto_a = response_vetoed(marked_unsafe=bool(any_a_unsafe), both_unacceptable=bool(any_both),
+                             flags=[f for fl in flag_dicts for f in fl.get("a", ())], veto_flags=veto_flags)
+    veto_b = response_vetoed(marked_unsafe=bool(any_b_unsafe), both_unacceptable=bool(any_both),
+                             flags=[f for fl in flag_dicts for f in fl.get("b", ())], veto_flags=veto_flags)
     return VoteSummary(n_a, n_tie, n_b, float(pref_sum or 0), float(n_a + n_tie + n_b), veto_a, veto_b,
                        _flag_tokens(flag_dicts))
 

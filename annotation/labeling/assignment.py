@@ -18,6 +18,7 @@ from django.utils import timezone
 from annotation.labeling import hotsql
 from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, Forbidden, LeaseExpired, NotFound
+from annotation.rules import response_vetoed
 from annotation.models import (
     ERROR_SPAN_TYPES,
     FLAG_CHOICES,
@@ -264,7 +265,7 @@ def _to_canonical(data: JudgmentInput, *, assignment: Assignment) -> dict:
 
     if data.harm_severity not in HarmSeverity.values:
         raise DomainError(f"harm_severity must be one of {', '.join(HarmSeverity.values)}.")
-    vetoed = unsafe["a"] or unsafe["b"] or data.both_unacceptable
+    vetoed = any(response_vetoed(marked_unsafe=unsafe[side], both_unacceptable=data.both_unacceptable) for side in "ab")
     if vetoed and data.harm_severity == HarmSeverity.NONE:
         raise DomainError("A response marked unsafe or unacceptable needs a harm severity (mild, moderate or severe).")
 

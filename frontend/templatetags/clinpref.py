@@ -3,6 +3,7 @@
 from django import template
 from django.utils.safestring import mark_safe
 
+from annotation import agreement
 from frontend.markdown import markdown_to_safe_html
 
 register = template.Library()
@@ -15,16 +16,10 @@ def markdown_safe(text: str) -> str:
 
 @register.filter
 def landis_koch(value) -> str:
-    """Landis & Koch (1977) wording for a kappa-like coefficient."""
+    """The engine's Landis & Koch (1977) wording; a missing figure reads "not enough data"."""
     if value is None:
         return "not enough data"
-    v = float(value)
-    if v < 0:
-        return "poor (worse than chance)"
-    for upper, words in ((0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial")):
-        if v <= upper:
-            return words
-    return "almost perfect"
+    return agreement.landis_koch(float(value))
 
 
 @register.filter

@@ -285,3 +285,21 @@ def test_fast_trl_jsonl_path_writes_the_reference_bytes(admin_user, monkeypatch,
     # split on "\n" only: str.splitlines would also cut at the raw U+2028 that JSON allows.
     rows = [json.loads(line) for f in data(ref) for line in read(ref, f["name"]).decode().split("\n") if line]
     assert rows and (any(TRICKY in r["prompt"] for r in rows) or params["policy"] == "adjudicated")
+
+
+def test_first_export_of_a_closed_batch_moves_it_to_exported(admin_user):
+    batch, _, _ = factories.judged_batch(n_pairs=6, seed=21)
+    assert batch.state == BatchState.CLOSED
+    export_services.export_create(batch=batch, params={}, created_by=admin_user)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.EXPORTED and batch.exported_by == admin_user and batch.exported_at is not None
+    assert AuditEvent.objects.filter(action="batch.exported", batch_id=batch.pk).count() == 1
+    export_services.export_create(batch=batch, params={}, created_by=admin_user)  # a later version: no new transition
+    assert AuditEvent.objects.filter(action="batch.exported", batch_id=batch.pk).count() == 1
+
+
+def test_exporting_an_open_batch_leaves_it_open(admin_user):
+    batch, _, _ = factories.judged_batch(n_pairs=4, seed=22, state=BatchState.OPEN)
+    export_services.export_create(batch=batch, params={}, created_by=admin_user)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.OPEN and batch.exported_at is None

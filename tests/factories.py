@@ -64,6 +64,8 @@ class BatchFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Batch {n}")
     specialty = factory.LazyFunction(lambda: SpecialtyFactory(name="Cardiology", slug="cardiology"))
     raters_per_pair = 3
+    # Tests build small batches; the gate's minimum is tested on its own (test_gate_rule.py).
+    gate_min_pairs = 1
 
 
 def _sha(text: str) -> str:

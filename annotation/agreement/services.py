@@ -33,7 +33,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest, Least
 
 from annotation import agreement as engine
 from annotation.errors import DomainError
-from annotation.models import Adjudication, AgreementReport, Batch, BatchState, Judgment, Pair
+from annotation.models import Adjudication, AgreementReport, Batch, BatchState, GateRule, Judgment, Pair
 
 logger = logging.getLogger(__name__)
 
@@ -300,22 +300,45 @@ def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> d
         logger.info("agreement.report_computed", extra={"batch_id": batch.pk, "level": level, "timing": cached["timing_s"]})
     report = dict(cached)
     if level == DEFAULT_LEVEL:
-        passed, reasons = gate_from_report(report, min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa)
-        report["gate"] = {"passed": passed, "reasons": reasons, "min_alpha": batch.min_alpha, "min_rater_kappa": batch.min_rater_kappa}
+        report["gate"] = gate_from_report(report, min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa,
+                                          min_pairs=batch.gate_min_pairs, rule=batch.gate_rule)
     return report
 
 
 # --- the training gate --------------------------------------------------------------------------
 
 
-def gate_from_report(report: dict, *, min_alpha: float, min_rater_kappa: float) -> tuple[bool, list[str]]:
-    reasons = []
+GATE_PASSED, GATE_FAILED, GATE_NOT_ENOUGH_DATA = "passed", "failed", "not_enough_data"
+
+
+def gate_from_report(report: dict, *, min_alpha: float, min_rater_kappa: float, min_pairs: int = 1,
+                     rule: str = GateRule.POINT) -> dict:
+    """The training gate on a batch's report (three classes). Not enough data - fewer rated pairs
+    than min_pairs, or alpha undefined - never passes, and says so rather than "failed". Otherwise
+    alpha (its estimate, or with rule=lower_bound the lower end of its 95% interval) must reach
+    min_alpha and every rater's kappa against the consensus of the others min_rater_kappa.
+    Returns {status, passed, reasons, decided_by, n_pairs, rule, thresholds}."""
+    n_pairs = int(report.get("n_items_multiply_rated", report.get("n_items")) or 0)
     alpha = report.get("krippendorff_alpha")
-    if alpha is None:
+    ci = report.get("krippendorff_alpha_ci")
+    figure, figure_name = alpha, "Krippendorff's alpha"
+    if rule == GateRule.LOWER_BOUND:
+        figure, figure_name = (ci[0] if ci else None), "the lower bound of alpha's 95% interval"
+    base = {"n_pairs": n_pairs, "rule": rule, "min_pairs": min_pairs, "min_alpha": min_alpha,
+            "min_rater_kappa": min_rater_kappa}
+    if n_pairs < min_pairs:
+        why = f"Only {n_pairs} pair(s) were rated by two or more physicians; the gate needs at least {min_pairs}."
+        return {**base, "status": GATE_NOT_ENOUGH_DATA, "passed": False, "reasons": [why],
+                "decided_by": f"minimum of {min_pairs} rated pairs"}
+    if alpha is None or figure is None:
         why = "; ".join(report.get("notes") or []) or "too little overlap between raters"
-        reasons.append(f"Krippendorff's alpha is undefined ({why}), so agreement cannot be confirmed.")
-    elif alpha < min_alpha:
-        reasons.append(f"Krippendorff's alpha {alpha:.3f} is below the batch threshold {min_alpha:.2f}.")
+        return {**base, "status": GATE_NOT_ENOUGH_DATA, "passed": False,
+                "reasons": [f"Krippendorff's alpha is undefined ({why}), so agreement cannot be confirmed."],
+                "decided_by": "alpha undefined"}
+    reasons = []
+    if figure < min_alpha:
+        reasons.append(f"{figure_name[0].upper() + figure_name[1:]} is {figure:.3f}, below the batch threshold {min_alpha:.2f} "
+                       f"(on {n_pairs} pairs).")
     for row in report.get("per_rater") or []:
         kappa = row.get("kappa_vs_consensus")
         if kappa is not None and kappa < min_rater_kappa:
@@ -323,12 +346,14 @@ def gate_from_report(report: dict, *, min_alpha: float, min_rater_kappa: float) 
                 f"Rater {row['rater']}: kappa against the consensus of the other raters is {kappa:.3f} "
                 f"(on {row['n_consensus']} pairs), below the threshold {min_rater_kappa:.2f}."
             )
-    return not reasons, reasons
+    decided_by = f"{figure_name} >= {min_alpha:.2f} and every rater's kappa >= {min_rater_kappa:.2f}, on {n_pairs} pairs"
+    return {**base, "status": GATE_FAILED if reasons else GATE_PASSED, "passed": not reasons, "reasons": reasons,
+            "decided_by": decided_by}
 
 
 def batch_agreement_gate(*, batch: Batch) -> tuple[bool, list[str]]:
     """Whether the batch's agreement (three classes, Krippendorff's alpha and each rater's kappa
-    against the consensus of the others) clears Batch.min_alpha and Batch.min_rater_kappa."""
+    against the consensus of the others) clears the batch's gate (gate_from_report)."""
     report = agreement_report_for_batch(batch=batch, level=DEFAULT_LEVEL)
     return report["gate"]["passed"], report["gate"]["reasons"]
 
@@ -410,6 +435,6 @@ def agreement_trend(*, batches=None) -> list[dict]:
             "batch": batch.pk, "name": batch.name, "state": batch.state, "min_alpha": batch.min_alpha,
             "opened_at": batch.opened_at, "closed_at": batch.closed_at, "created_at": batch.created_at,
             **{k: report[k] for k in HEADLINE_KEYS},
-            "gate_passed": report["gate"]["passed"],
+            "gate_passed": report["gate"]["passed"], "gate_status": report["gate"]["status"],
         })
     return points

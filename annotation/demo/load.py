@@ -63,6 +63,9 @@ def demo_load(*, stdout=None) -> dict:
         for specialty in ("Internal Medicine", "Cardiology", "Psychiatry"):
             batch = batch_create(
                 name=f"K-QA demo — {specialty}", specialty_name=specialty, created_by=admin, calibration_rate=0.1,
+                # Ten pairs a batch: the demo lowers the gate's minimum (50 by default) so closing it
+                # shows the gate deciding; a real batch this small would read "not enough data".
+                gate={"gate_min_pairs": 8},
                 description="DEMO DATA, NOT MEDICAL ADVICE. K-QA patient questions (MIT licence); second answers "
                             "written for the demo, some with deliberate clinical errors.",
             )

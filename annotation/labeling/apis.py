@@ -20,7 +20,7 @@ from annotation.labeling.assignment import (
     preference_to_display,
 )
 from annotation.labeling.importing import pairs_import
-from annotation.models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
+from annotation.models import FLAG_CHOICES, GateRule, HarmSeverity, RationalePolicy, Role
 from annotation.parsers import NDJSONParser
 from annotation.permissions import IsAdminRole, IsPhysician
 
@@ -38,6 +38,8 @@ class BatchOutput(serializers.Serializer):
     lease_seconds = serializers.IntegerField()
     min_alpha = serializers.FloatField()
     min_rater_kappa = serializers.FloatField()
+    gate_min_pairs = serializers.IntegerField()
+    gate_rule = serializers.CharField()
     training_pipeline = serializers.CharField()
     created_at = serializers.DateTimeField()
     opened_at = serializers.DateTimeField()
@@ -66,6 +68,10 @@ class BatchListCreateApi(APIView):
         rationale_policy = serializers.ChoiceField(choices=RationalePolicy.values, default=RationalePolicy.OPTIONAL)
         calibration_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.1)
         lease_seconds = serializers.IntegerField(min_value=60, max_value=24 * 3600, required=False)
+        min_alpha = serializers.FloatField(min_value=-1.0, max_value=1.0, required=False)
+        min_rater_kappa = serializers.FloatField(min_value=-1.0, max_value=1.0, required=False)
+        gate_min_pairs = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+        gate_rule = serializers.ChoiceField(choices=GateRule.values, required=False)
 
     @extend_schema(responses=BatchOutput(many=True))
     def get(self, request):
@@ -82,6 +88,7 @@ class BatchListCreateApi(APIView):
             name=v["name"], specialty_name=v["specialty"], raters_per_pair=v["raters_per_pair"], rubric=v.get("rubric"),
             description=v["description"], rationale_policy=v["rationale_policy"], calibration_rate=v["calibration_rate"],
             lease_seconds=v.get("lease_seconds"), created_by=request.user,
+            gate={k: v[k] for k in services.GATE_SETTINGS if k in v},
         )
         return batch_response(batch.pk, status_code=status.HTTP_201_CREATED)
 

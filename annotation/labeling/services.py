@@ -9,7 +9,9 @@ from django.utils.text import slugify
 from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, InvalidTransition, NotFound
 from annotation.events import batch_event_emit
-from annotation.models import Batch, BatchEvent, BatchState, Pair, Profile, RationalePolicy, Role, Specialty, default_rubric
+from annotation.models import (
+    Batch, BatchEvent, BatchState, GateRule, Pair, Profile, RationalePolicy, Role, Specialty, default_rubric,
+)
 
 User = get_user_model()
 
@@ -93,6 +95,24 @@ def _validate_rubric(rubric: list) -> list[dict]:
     return cleaned
 
 
+GATE_SETTINGS = ("min_alpha", "min_rater_kappa", "gate_min_pairs", "gate_rule")
+
+
+def _validate_gate(gate: dict) -> dict:
+    """The agreement-gate settings a batch may override (the model's defaults otherwise)."""
+    unknown = set(gate) - set(GATE_SETTINGS)
+    if unknown:
+        raise DomainError(f"Unknown gate setting(s) {', '.join(sorted(unknown))}: use {', '.join(GATE_SETTINGS)}.")
+    for key in ("min_alpha", "min_rater_kappa"):
+        if key in gate and not -1.0 <= float(gate[key]) <= 1.0:
+            raise DomainError(f"{key} must be between -1 and 1.")
+    if "gate_min_pairs" in gate and not 1 <= int(gate["gate_min_pairs"]) <= 1_000_000:
+        raise DomainError("gate_min_pairs must be between 1 and 1,000,000.")
+    if "gate_rule" in gate and gate["gate_rule"] not in GateRule.values:
+        raise DomainError(f"gate_rule must be one of {', '.join(GateRule.values)}.")
+    return dict(gate)
+
+
 @transaction.atomic
 def batch_create(
     *,
@@ -106,6 +126,7 @@ def batch_create(
     calibration_rate: float = 0.1,
     lease_seconds: int | None = None,
     create_specialty: bool = False,
+    gate: dict | None = None,
 ) -> Batch:
     """Create a draft batch. The API refuses unknown specialties; the CLI import may create them."""
     name = (name or "").strip()
@@ -119,6 +140,7 @@ def batch_create(
         raise DomainError("calibration_rate must be between 0 and 1.")
     if rationale_policy not in RationalePolicy.values:
         raise DomainError(f"rationale_policy must be one of {', '.join(RationalePolicy.values)}.")
+    gate = _validate_gate(gate or {})
     if create_specialty:
         specialty, _ = specialty_get_or_create(name=specialty_name)
     else:
@@ -135,6 +157,7 @@ def batch_create(
         calibration_rate=float(calibration_rate),
         lease_seconds=lease_seconds or settings.CLINPREF["LEASE_SECONDS"],
         created_by=created_by,
+        **gate,
     )
     audit_record(actor=created_by, action="batch.created", obj=batch, batch=batch,
                  data={"specialty": specialty.name, "raters_per_pair": batch.raters_per_pair})

@@ -120,7 +120,7 @@ def test_gate_fails_when_alpha_is_below_threshold_or_undefined():
 
     lonely, _, _ = factories.judged_batch(n_pairs=3, n_raters=1, seed=9)
     passed, reasons = reports.batch_agreement_gate(batch=lonely)
-    assert not passed and "undefined" in reasons[0]
+    assert not passed and "Only 0 pair(s) were rated by two or more physicians" in reasons[0]
 
 
 def test_summary_heatmap_and_trend(judged):

@@ -255,3 +255,65 @@ def trend_svg(points: list[dict]) -> SafeString:
                f'<text x="{left + 488}" y="20" style="font-size:12px">training gate (α)</text>')
     out.append("</svg>")
     return mark_safe("".join(out))
+
+
+ROUND_SERIES = (
+    # key, words, colour, marker
+    ("win_rate", "New policy's win rate vs the previous (95% CI)", "#0b6483", "circle"),
+    ("rm_agreement", "Reward model vs physicians' majority", "#d55e00", "square"),
+    ("ceiling", "Physician vs the other physicians (ceiling)", "#009e73", "triangle"),
+)
+
+
+def rounds_svg(points: list[dict]) -> SafeString:
+    """Per round (x): the new policy's win rate with its 95% whiskers, the reward model's agreement
+    with the physicians' majority and the physicians' own (the ceiling), all on 0..1, with 0.5
+    (no better than the previous policy, or a coin) dashed."""
+    if not points:
+        return mark_safe('<p class="muted">No round has been labeled yet.</p>')
+    left, right, top, bottom = 56, 24, 24, 48
+    width, height = 900, 320
+    slot = (width - left - right) / len(points)
+    plot_h = height - top - bottom
+
+    def ypos(v: float) -> float:
+        return top + (1.0 - max(0.0, min(1.0, v))) * plot_h
+
+    def xpos(i: int, s: int = 1) -> float:
+        return left + slot * (i + 0.5) + (s - 1) * min(12.0, slot / 6)
+
+    out = [f'<svg class="chart rounds" viewBox="0 0 {width} {height}" role="img" style="max-width:1000px" '
+           f'aria-label="Per round: win rate of the new policy, reward model agreement with physicians, and the physicians ceiling">']
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = ypos(tick)
+        dashed = ' stroke-dasharray="6 4"' if tick == 0.5 else ""
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{"#9aa8b3" if tick == 0.5 else "#e6ebef"}"{dashed}/>'
+                   f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
+    for i, p in enumerate(points):
+        out.append(f'<text x="{xpos(i):.1f}" y="{height - bottom + 20}" text-anchor="middle" style="font-weight:600">'
+                   f'{escape(p["label"])}</text>')
+    for s, (key, words, colour, shape) in enumerate(ROUND_SERIES):
+        path, pen = [], False
+        for i, p in enumerate(points):
+            v = p.get(key)
+            if v is None:
+                pen = False
+                continue
+            path.append(f'{"L" if pen else "M"}{xpos(i, s):.1f},{ypos(v):.1f}')
+            pen = True
+        if path:
+            out.append(f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="2" stroke-opacity=".6"/>')
+        for i, p in enumerate(points):
+            v = p.get(key)
+            if v is None:
+                continue
+            ci = p.get(f"{key}_ci")
+            if ci and None not in ci:
+                out.append(f'<line x1="{xpos(i, s):.1f}" x2="{xpos(i, s):.1f}" y1="{ypos(ci[0]):.1f}" y2="{ypos(ci[1]):.1f}" stroke="{colour}" stroke-width="2"/>')
+            out.append(f'<g><title>{escape(p["label"])}: {escape(words)} {v:.2f}</title>{_marker(shape, xpos(i, s), ypos(v), colour)}</g>')
+    legend_y = height - 10
+    for s, (_, words, colour, shape) in enumerate(ROUND_SERIES):
+        x = left + s * 290
+        out.append(f'{_marker(shape, x, legend_y - 4, colour)}<text x="{x + 10}" y="{legend_y}">{escape(words)}</text>')
+    out.append("</svg>")
+    return mark_safe("".join(out))

@@ -89,3 +89,46 @@ class RetrainForm(forms.Form):
         self.fields["export"].queryset = ExportSnapshot.objects.select_related("batch")
         self.fields["export"].label_from_instance = lambda s: f"{s.batch.name} · v{s.version}"
         self.fields["pipeline"].choices = [(p, p) for p in PIPELINES]
+
+
+class RoundCreateForm(forms.Form):
+    """The next round: a succeeded policy run (or a registered model), prompts, sampling, models."""
+
+    source_run = forms.ModelChoiceField(queryset=None, required=False, label="Policy run",
+                                        help_text="A succeeded policy run; its reward model scores the candidates.")
+    source_model = forms.CharField(required=False, max_length=500, label="…or a registered model",
+                                   help_text="A hub id or a path on the GPU host (then choose the previous batch).")
+    previous_batch = forms.ModelChoiceField(queryset=None, required=False, label="Previous batch",
+                                            help_text="Default: the batch the policy run was trained on.")
+    use_previous_prompts = forms.BooleanField(required=False, initial=True, label="Use the previous batch's prompts")
+    prompts_file = forms.FileField(required=False, label="More prompts (JSONL)", help_text='One {"prompt": "..."} per line.')
+    responses_per_prompt = forms.IntegerField(min_value=1, max_value=16, initial=2, label="Responses per prompt and model")
+    temperature = forms.FloatField(min_value=0.0, max_value=5.0, initial=0.7)
+    top_p = forms.FloatField(min_value=0.01, max_value=1.0, initial=0.95, label="Top-p")
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=8192, initial=128, label="Max new tokens")
+    seed = forms.IntegerField(min_value=0, initial=0)
+    models = forms.MultipleChoiceField(choices=[("new", "New policy"), ("previous", "Previous policy"), ("reference", "Reference model")],
+                                       initial=["new", "previous"], widget=forms.CheckboxSelectMultiple, label="Models to sample")
+    n_pairs = forms.IntegerField(min_value=1, required=False, label="Pairs", help_text="Empty: prompts × responses per prompt.")
+    share_uncertainty = forms.FloatField(min_value=0, max_value=1, initial=0.4, label="Share: uncertainty")
+    share_disagreement = forms.FloatField(min_value=0, max_value=1, initial=0.2, label="Share: disagreement")
+    share_random = forms.FloatField(min_value=0, max_value=1, initial=0.3, label="Share: random")
+    share_anchor = forms.FloatField(min_value=0, max_value=1, initial=0.1, label="Share: anchors")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from annotation.models import Batch
+        from training.models import RunKind, RunStatus, TrainingRun
+
+        self.fields["source_run"].queryset = TrainingRun.objects.filter(
+            status=RunStatus.SUCCEEDED, kind__in=[RunKind.PPO, RunKind.DPO, RunKind.GRPO, RunKind.RLOO]).select_related("export__batch")
+        self.fields["source_run"].label_from_instance = lambda r: f"#{r.pk} {r.get_kind_display()} · {r.export.batch.name}" + (" · DEMO" if r.is_demo else "")
+        self.fields["previous_batch"].queryset = Batch.objects.all()
+
+    def options(self) -> dict:
+        v = self.cleaned_data
+        return {
+            "responses_per_prompt": v["responses_per_prompt"], "temperature": v["temperature"], "top_p": v["top_p"],
+            "max_new_tokens": v["max_new_tokens"], "seed": v["seed"], "models": v["models"], "n_pairs": v["n_pairs"],
+            "shares": {k: v[f"share_{k}"] for k in ("uncertainty", "disagreement", "random", "anchor")},
+        }

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import adjudication_views, dashboard_views, insight_views, views
+from . import adjudication_views, dashboard_views, insight_views, round_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),
@@ -28,4 +28,8 @@ urlpatterns = [
     path("dashboard/training/", insight_views.training_runs, name="dashboard-training"),
     path("dashboard/training/<int:run_id>/", insight_views.training_run, name="dashboard-training-run"),
     path("dashboard/training/<int:run_id>/cancel/", insight_views.training_run_cancel, name="dashboard-training-cancel"),
+    path("dashboard/rounds/", round_views.rounds, name="dashboard-rounds"),
+    path("dashboard/rounds/<int:round_id>/cancel/", round_views.round_cancel, name="dashboard-round-cancel"),
+    path("dashboard/rounds/<int:round_id>/resume/", round_views.round_resume, name="dashboard-round-resume"),
+    path("dashboard/rounds/<int:round_id>/simulate/", round_views.round_simulate, name="dashboard-round-simulate"),
 ]

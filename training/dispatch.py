@@ -19,3 +19,18 @@ def run_enqueue(*, run_id: int, task_id: str) -> None:
     if _run_sender is None:
         raise RuntimeError("No run sender installed: training.tasks must be imported (TrainingConfig.ready does).")
     _run_sender(run_id, task_id)
+
+
+_round_sender: Callable[[int, str], None] | None = None
+
+
+def round_sender_set(send: Callable[[int, str], None]) -> None:
+    """Install send(round_id, task_id), which queues a round's generation task (training.tasks does)."""
+    global _round_sender
+    _round_sender = send
+
+
+def round_enqueue(*, round_id: int, task_id: str) -> None:
+    if _round_sender is None:
+        raise RuntimeError("No round sender installed: training.tasks must be imported (TrainingConfig.ready does).")
+    _round_sender(round_id, task_id)

@@ -122,3 +122,102 @@ class TrainingMetric(models.Model):
     class Meta:
         ordering = ["step", "id"]
         indexes = [models.Index(fields=["run", "step"], name="training_metric_run_step_idx")]
+
+
+# ---------------------------------------------------------------- rounds (training/rounds/)
+
+
+class RoundStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    GENERATING = "generating", "Generating"
+    READY = "ready", "Draft batch ready"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Round(models.Model):
+    """One turn of the RLHF loop: responses sampled from a policy (and the models it is compared
+    with), the pairs chosen from them for physicians, and the draft batch that holds those pairs.
+    Which model wrote what, and what the reward model predicted, live here and on RoundPair - never
+    on the batch's pairs or completions that physicians are served."""
+
+    number = models.PositiveIntegerField(help_text="1 for the first batch built from a trained policy, then 2, 3...")
+    status = models.CharField(max_length=16, choices=RoundStatus.choices, default=RoundStatus.QUEUED, db_index=True)
+    # The policy to sample: a succeeded policy run, or a registered model (hub id or local path).
+    source_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="rounds_sourced")
+    source_model = models.CharField(max_length=500, blank=True)
+    # The reward model that scores candidates and predicts each pair before it is labeled.
+    reward_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="rounds_scored")
+    previous_batch = models.ForeignKey("annotation.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    previous_round = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    batch = models.OneToOneField("annotation.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="round")
+    batch_name = models.CharField(max_length=200)
+    # Validated options (training.rounds.services.ROUND_DEFAULTS): sampling, models, shares, n_pairs.
+    options = models.JSONField(default=dict)
+    # [{"text", "id"}]: the prompts to sample, fixed when the round is created.
+    prompts = models.JSONField(default=list)
+    # {"new": {"name", "checkpoint", "location"}, ...}: what each role resolved to.
+    models_used = models.JSONField(default=dict, blank=True)
+    is_demo = models.BooleanField(default=False)
+
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    host = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    responses_total = models.PositiveIntegerField(default=0)
+    responses_done = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    engine = models.CharField(max_length=200, blank=True, help_text="vLLM or transformers, and why.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"round {self.number} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.responses_done / self.responses_total if self.responses_total else 0.0
+
+
+class GeneratedResponse(models.Model):
+    """One sampled response, written as soon as it is generated so a resumed round keeps it."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="responses")
+    prompt_index = models.PositiveIntegerField()
+    sample_index = models.PositiveSmallIntegerField()
+    role = models.CharField(max_length=16, help_text="new, previous or reference")
+    model_name = models.CharField(max_length=500)
+    checkpoint = models.CharField(max_length=500, blank=True, help_text="Training run artifact prefix, or the path/hub id.")
+    sampling = models.JSONField(default=dict, help_text="temperature, top_p, max_new_tokens, engine")
+    seed = models.BigIntegerField()
+    text = models.TextField()
+    reward_score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "prompt_index", "role", "sample_index"], name="generated_response_once")]
+
+
+class RoundPair(models.Model):
+    """What the platform knows about a round's pair and physicians must not: the rule that chose it,
+    the models behind its answers and the reward model's prediction, made before anyone labeled it."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="round_pairs")
+    pair = models.OneToOneField("annotation.Pair", on_delete=models.CASCADE, related_name="round_pair")
+    rule = models.CharField(max_length=16)
+    response_a = models.ForeignKey(GeneratedResponse, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    response_b = models.ForeignKey(GeneratedResponse, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    role_a = models.CharField(max_length=16, blank=True)
+    role_b = models.CharField(max_length=16, blank=True)
+    model_a = models.CharField(max_length=500, blank=True)
+    model_b = models.CharField(max_length=500, blank=True)
+    # The reward model's probability that B is preferred (sigmoid of the score difference).
+    rm_prob_b = models.FloatField(null=True, blank=True)
+    # Anchors: the previous batch's pair this one repeats.
+    anchor_of = models.ForeignKey("annotation.Pair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

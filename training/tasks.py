@@ -14,6 +14,8 @@ from celery import shared_task
 from config.celery_app import app
 
 from . import batch_closed, dispatch, services, worker
+from .rounds import services as round_services
+from .rounds import worker as round_worker
 from .conf import stale_after
 
 TRAINING_TIME_LIMIT = int(os.environ.get("CLINPREF_TRAINING_TIME_LIMIT", 24 * 3600))
@@ -41,13 +43,30 @@ def handle_batch_closed(batch_id: int) -> int | None:
     return pipeline.pk if pipeline is not None else None
 
 
+@shared_task(
+    bind=True,
+    queue="gpu",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=TRAINING_TIME_LIMIT,
+    soft_time_limit=TRAINING_SOFT_TIME_LIMIT,
+)
+def round_generate(self, round_id: int) -> str | None:
+    """Sample a round's responses and build its draft batch. Like train_run: acknowledged at the end,
+    handed to another worker if this one dies; the responses already stored are kept."""
+    rnd = round_worker.round_execute(round_id=round_id, task_id=self.request.id or "")
+    return rnd.status if rnd is not None else None
+
+
 @shared_task
 def reap_stale_runs() -> list[int]:
+    round_services.rounds_reap_stale()
     return services.runs_reap_stale(older_than=stale_after())
 
 
 # Services queue runs through training.dispatch; this is the one place that knows the task.
 dispatch.run_sender_set(lambda run_id, task_id: train_run.apply_async(args=[run_id], task_id=task_id, queue="gpu"))
+dispatch.round_sender_set(lambda round_id, task_id: round_generate.apply_async(args=[round_id], task_id=task_id, queue="gpu"))
 
 
 @app.on_after_finalize.connect

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from .apis import TrainingRunCancelApi, TrainingRunDetailApi, TrainingRunListApi
 
@@ -6,4 +6,5 @@ urlpatterns = [
     path("training-runs/", TrainingRunListApi.as_view(), name="training-run-list"),
     path("training-runs/<int:run_id>/", TrainingRunDetailApi.as_view(), name="training-run-detail"),
     path("training-runs/<int:run_id>/cancel/", TrainingRunCancelApi.as_view(), name="training-run-cancel"),
+    path("", include("training.rounds.urls")),
 ]

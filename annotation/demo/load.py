@@ -7,6 +7,8 @@ raters (close it to see agreement, export and training), and a draft batch."""
 
 import json
 import random
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -73,25 +75,50 @@ def demo_load(*, stdout=None) -> dict:
             batches[specialty] = batch
         batch_open(batch_id=batches["Internal Medicine"].pk, actor=admin)
         batch_open(batch_id=batches["Cardiology"].pk, actor=admin)
-        _simulate_raters(batch=batches["Cardiology"])
+        simulate_raters(batch=batches["Cardiology"])
     say("Loaded the K-QA demo: 3 batches, 30 pairs.")
     return logins
 
 
-def _simulate_raters(*, batch: Batch, seed: int = 7) -> None:
-    """Three simulated cardiologists label the cardiology batch through the real hot path,
-    so agreement, export and training have data to show. Their accounts cannot log in."""
+def favours_physician_reference(pair: Pair) -> bool:
+    """The K-QA demo raters: A is favoured when it is the physician's reference answer."""
+    return pair.completion_a.model_name == "physician-reference"
+
+
+_WORDS = re.compile(r"[a-z]+")
+
+
+def favours_on_topic(pair: Pair) -> bool:
+    """Demo raters for generated rounds, where no answer is a physician's: A is favoured when it shares
+    more words with the question (then when it is longer). A crude stand-in for "answers the question",
+    and nothing more - it exists so the demo loop has labels with a signal in them."""
+    question = set(_WORDS.findall(pair.prompt.text.lower()))
+
+    def key(text: str) -> tuple[int, int]:
+        words = _WORDS.findall(text.lower())
+        return len(question & set(words)), len(words)
+
+    return key(pair.completion_a.text) >= key(pair.completion_b.text)
+
+
+def simulate_raters(*, batch: Batch, favours_a: Callable[[Pair], bool] = favours_physician_reference, seed: int = 7) -> int:
+    """Three simulated raters of the batch's specialty label every pair they are offered through the
+    real hot path, mostly for the side `favours_a` picks. DEMO only: their accounts cannot log in.
+    Returns the judgments written."""
     rng = random.Random(seed)
+    written = 0
     for username in SIMULATED:
-        user, _ = rater_create(username=username, password=f"unusable-{rng.random()}", specialty_name=batch.specialty.name,
-                               credentials="Simulated demo rater")
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user, _ = rater_create(username=username, password=f"unusable-{rng.random()}", specialty_name=batch.specialty.name,
+                                   credentials="Simulated demo rater")
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
         n = 0
         while (assignment := pair_lease_next(rater=user, batch_id=batch.pk, rng=rng)) is not None:
             n += 1
-            pair = Pair.objects.select_related("completion_a").get(pk=assignment.pair_id)
-            physician_is_a = pair.completion_a.model_name == "physician-reference"
+            pair = Pair.objects.select_related("completion_a", "completion_b", "prompt").get(pk=assignment.pair_id)
+            physician_is_a = favours_a(pair)
             physician_slot = 1 if physician_is_a == assignment.a_shown_first else 2
             other_slot = 3 - physician_slot
             # Mostly prefer the physician's answer, strongly when the other has a clinical error.
@@ -107,5 +134,7 @@ def _simulate_raters(*, batch: Batch, seed: int = 7) -> None:
                 preference=display, idempotency_key=f"demo-{username}-{assignment.pk}",
                 rationale="Simulated demo judgment.", time_spent_ms=rng.randint(20_000, 120_000),
             ))
-            if n > 100:
+            written += 1
+            if n > 1000:
                 break
+    return written

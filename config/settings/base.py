@@ -146,7 +146,7 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 # Longer than the longest training run, or Redis hands an unacknowledged run to a second worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 48 * 3600))}
-CELERY_TASK_ROUTES = {"training.tasks.train_run": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"training.tasks.train_run": {"queue": "gpu"}, "training.tasks.round_generate": {"queue": "gpu"}}
 
 # --- the product's own knobs
 CLINPREF = {

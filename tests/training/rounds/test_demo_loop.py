@@ -1,0 +1,53 @@
+"""The demo's two rounds on CPU from the dashboard: close round 1 (trains a reward model and a tiny
+PPO policy), generate round 2 from that policy, label it with the simulated raters, close it, and
+read the rounds page."""
+
+import pytest
+from django.test import Client
+
+from annotation.demo.load import demo_load
+from annotation.models import Batch, BatchState
+from tests.training.conftest import FAST_PARAMS
+from training.models import Round, RoundStatus, RunKind, RunStatus, TrainingRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+
+def test_two_demo_rounds_from_the_dashboard(fast_training, django_capture_on_commit_callbacks, settings):
+    demo_load()
+    admin = Client()
+    assert admin.login(username="admin", password="clinpref-admin")
+    cardiology = Batch.objects.get(name="K-QA demo — Cardiology")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin.post(f"/dashboard/batches/{cardiology.pk}/close/", {"confirm": "on", "force": "on", "override_reason": "demo"})
+    assert r.status_code == 302
+    ppo = TrainingRun.objects.get(export__batch=cardiology, kind=RunKind.PPO)
+    assert ppo.status == RunStatus.SUCCEEDED, ppo.error + ppo.log_tail[-2000:]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin.post("/dashboard/rounds/", {
+            "source_run": ppo.pk, "use_previous_prompts": "on", "responses_per_prompt": 2, "temperature": 0.7, "top_p": 0.95,
+            "max_new_tokens": 8, "seed": 0, "models": ["new", "previous"], "n_pairs": 16,
+            "share_uncertainty": 0.4, "share_disagreement": 0.2, "share_random": 0.3, "share_anchor": 0.1})
+    assert r.status_code == 302, r.content.decode()[:2000]
+    rnd = Round.objects.get()
+    assert rnd.status == RoundStatus.READY and rnd.is_demo, rnd.error
+
+    r = admin.post(f"/dashboard/rounds/{rnd.pk}/simulate/")
+    assert r.status_code == 302
+    rnd.refresh_from_db()
+    assert rnd.batch.state == BatchState.OPEN and rnd.batch.judgments.count() == 3 * rnd.batch.pairs.count()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.post(f"/dashboard/batches/{rnd.batch_id}/close/", {"confirm": "on", "force": "on", "override_reason": "demo"})
+    assert TrainingRun.objects.filter(export__batch=rnd.batch, kind=RunKind.REWARD_MODEL).exists()
+
+    html = admin.get("/dashboard/rounds/").content.decode()
+    assert "Round 2" in html and "DEMO" in html and "ceiling" in html
+    from training.rounds.selectors import round_measures
+
+    m = round_measures(rnd=rnd, n_boot=200)
+    assert m["head_to_head"]["pairs"] > 0 and m["head_to_head"]["rate"] is not None
+    assert m["rm_vs_physicians"]["n"] > 0 and m["rm_vs_physicians"]["ceiling"] is not None
+    print("DEMO ROUND 2", m)

@@ -122,7 +122,10 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
         return Assignment.objects.select_related(
             "pair__prompt", "pair__completion_a", "pair__completion_b", "batch").get(pk=held_id)
 
-    _maybe_reclaim(now)
+    if prefer_pair_id is not None:
+        leases_reclaim(now=now)  # the preferred pair may sit on this rater's own lease that just ran out
+    else:
+        _maybe_reclaim(now)
     batches = hotsql.open_batches(specialty_id=rater.profile.specialty_id, batch_id=batch_id)
     if not batches:
         return None
@@ -145,7 +148,10 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
 
 
 _CANDIDATE_SQL = """
-SELECT p.id, p.batch_id, pr.text, ca.text, cb.text
+SELECT p.id, p.batch_id, pr.text, ca.text, cb.text,
+       (SELECT x.a_shown_first FROM annotation_assignment x
+        WHERE x.pair_id = p.id AND x.rater_id = %(rater)s AND x.status = 'expired'
+        ORDER BY x.id DESC LIMIT 1) AS earlier_order
 FROM annotation_pair p
 JOIN annotation_prompt pr ON pr.id = p.prompt_id
 JOIN annotation_completion ca ON ca.id = p.completion_a_id
@@ -176,12 +182,14 @@ def _lease_first_free(*, batch_ids, batches, rater, calibration: bool, now, rng,
             row = cursor.fetchone()
         if row is None:
             return None
-        pair_id, pair_batch_id, prompt_text, a_text, b_text = row
+        pair_id, pair_batch_id, prompt_text, a_text, b_text, earlier_order = row
         batch = batches[pair_batch_id]
         # Always a new row, also when this rater's earlier lease on the pair expired: the old id
-        # stays `expired`, so a late submit on it is refused instead of landing on this lease.
+        # stays `expired`, so a late submit on it is refused instead of landing on this lease. The
+        # display order stays what they saw before, so the answer they kept means the same thing.
+        a_shown_first = rng.random() < 0.5 if earlier_order is None else bool(earlier_order)
         assignment = Assignment.objects.create(
-            pair_id=pair_id, rater=rater, batch=batch, status=AssignmentStatus.LEASED, a_shown_first=rng.random() < 0.5,
+            pair_id=pair_id, rater=rater, batch=batch, status=AssignmentStatus.LEASED, a_shown_first=a_shown_first,
             is_calibration=calibration, leased_at=now, expires_at=now + timedelta(seconds=batch.lease_seconds),
         )
         if not calibration:

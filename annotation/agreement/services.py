@@ -301,7 +301,8 @@ def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> d
     report = dict(cached)
     if level == DEFAULT_LEVEL:
         passed, reasons = gate_from_report(report, min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa)
-        report["gate"] = {"passed": passed, "reasons": reasons, "min_alpha": batch.min_alpha, "min_rater_kappa": batch.min_rater_kappa}
+        report["gate"] = {"passed": passed, "status": gate_status(report, passed=passed), "reasons": reasons,
+                          "min_alpha": batch.min_alpha, "min_rater_kappa": batch.min_rater_kappa}
     return report
 
 
@@ -324,6 +325,15 @@ def gate_from_report(report: dict, *, min_alpha: float, min_rater_kappa: float) 
                 f"(on {row['n_consensus']} pairs), below the threshold {min_rater_kappa:.2f}."
             )
     return not reasons, reasons
+
+
+def gate_status(report: dict, *, passed: bool) -> str:
+    """"passed", "failed", or "not_enough_data" where alpha is undefined (too few overlapping
+    judgments): the gate is not passed then, but the raters did not disagree either, and a page
+    must not show it as a failure."""
+    if passed:
+        return "passed"
+    return "not_enough_data" if report.get("krippendorff_alpha") is None else "failed"
 
 
 def batch_agreement_gate(*, batch: Batch) -> tuple[bool, list[str]]:
@@ -411,5 +421,6 @@ def agreement_trend(*, batches=None) -> list[dict]:
             "opened_at": batch.opened_at, "closed_at": batch.closed_at, "created_at": batch.created_at,
             **{k: report[k] for k in HEADLINE_KEYS},
             "gate_passed": report["gate"]["passed"],
+            "gate_status": report["gate"]["status"],
         })
     return points

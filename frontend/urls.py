@@ -1,7 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import path
-from django.views.generic import RedirectView
 
 from . import adjudication_views, dashboard_views, insight_views, views
 
@@ -10,8 +8,7 @@ urlpatterns = [
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
-    # Browsers ask for /favicon.ico whatever the page links; send them to the static icon.
-    path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True)),
+    path("favicon.ico", views.favicon),
     path("label/<int:batch_id>/", views.label, name="label"),
     path("workspace/<int:batch_id>/next.json", views.next_pair_json, name="workspace-next"),
     path("judgments/<int:judgment_id>/", views.judgment_review, name="judgment-review"),

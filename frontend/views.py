@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -32,6 +33,12 @@ FLAG_KEYS = {"hallucination": "h", "unsafe_advice": "u", "outdated_guidance": "o
 
 def label_words(name: str) -> str:
     return name.replace("_", " ").capitalize()
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page links; send them to the static icon (resolved
+    per request: the production manifest exists only after collectstatic)."""
+    return redirect(static("frontend/favicon.svg"), permanent=True)
 
 
 def home(request):

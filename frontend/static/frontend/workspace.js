@@ -133,7 +133,7 @@
         return;
       }
       if (left >= 120) {
-        const minutes = Math.ceil(left / 60);
+        const minutes = Math.round(left / 60);  // whole minutes; the Date header is only second-precise
         lease.textContent = `This pair is held for you for ${minutes} more minutes`;
       } else {
         const m = Math.floor(left / 60), s = String(left % 60).padStart(2, "0");

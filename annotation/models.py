@@ -184,8 +184,9 @@ class AssignmentStatus(models.TextChoices):
 
 
 class Assignment(models.Model):
-    """A rater's lease on a pair. One row per (pair, rater), ever: a rater never sees a pair twice,
-    except to take back their own lease after it expired."""
+    """A rater's lease on a pair. At most one live row per (pair, rater): a rater never judges a
+    pair twice. A lease that expired stays as an `expired` row, and taking the pair again makes a
+    new row with a new id, so a late submit on the old id can never land on the new lease."""
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
@@ -200,7 +201,8 @@ class Assignment(models.Model):
     skip_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["pair", "rater"], name="assignment_one_per_rater")]
+        constraints = [models.UniqueConstraint(fields=["pair", "rater"], condition=~Q(status="expired"),
+                                               name="assignment_one_live_per_rater")]
         indexes = [
             models.Index(fields=["rater", "status"], name="assignment_rater_status_idx"),
             models.Index(fields=["expires_at"], name="assignment_lease_idx", condition=Q(status="leased")),

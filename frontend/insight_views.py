@@ -84,7 +84,7 @@ def exports(request):
             return redirect(reverse("dashboard-exports") + f"?batch={snapshot.batch_id}")
     snapshots = export_services.export_list(batch_id=batch_id).select_related("batch", "created_by")[:100]
     return render(request, "frontend/dashboard/exports.html", nav_context(
-        "exports", snapshots=snapshots, form=form, batch_id=batch_id,
+        "exports", snapshots=snapshots, form=form, batch_id=batch_id, can_create=form.fields["batch"].queryset.exists(),
     ), status=400 if form.errors else 200)
 
 
@@ -106,7 +106,7 @@ def training_runs(request):
             return redirect("dashboard-training-run", run_id=runs[0].pk)
     runs = training_selectors.training_run_list(batch_id=batch_id)[:100]
     return render(request, "frontend/dashboard/training_runs.html", nav_context(
-        "training", runs=runs, form=form, batch_id=batch_id,
+        "training", runs=runs, form=form, batch_id=batch_id, can_start=form.fields["export"].queryset.exists(),
     ), status=400 if form.errors else 200)
 
 

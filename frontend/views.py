@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -32,6 +33,12 @@ FLAG_KEYS = {"hallucination": "h", "unsafe_advice": "u", "outdated_guidance": "o
 
 def label_words(name: str) -> str:
     return name.replace("_", " ").capitalize()
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page links; send them to the static icon (resolved
+    per request: the production manifest exists only after collectstatic)."""
+    return redirect(static("frontend/favicon.svg"), permanent=True)
 
 
 def home(request):
@@ -71,8 +78,9 @@ def label(request, batch_id: int):
 def _my_progress(*, user, batch_id: int) -> dict:
     for row in selectors.physician_queue(user=user):
         if row["batch"].pk == batch_id:
-            return {"batch": row["progress"], "mine_done": row["mine_done"], "left_for_me": row["left_for_me"]}
-    return {"batch": None, "mine_done": 0, "left_for_me": 0}
+            return {"batch": row["progress"], "mine_done": row["mine_done"], "left_for_me": row["left_for_me"],
+                    "mine_calibration": row["mine_calibration"]}
+    return {"batch": None, "mine_done": 0, "left_for_me": 0, "mine_calibration": 0}
 
 
 @require_GET
@@ -80,8 +88,10 @@ def _my_progress(*, user, batch_id: int) -> dict:
 def next_pair_json(request, batch_id: int):
     """The API's next-pair payload plus sanitised HTML of each text and the progress bars,
     so the page never renders untrusted Markdown itself."""
+    prefer = request.GET.get("pair", "")
     try:
-        assignment = pair_lease_next(rater=request.user, batch_id=batch_id)
+        assignment = pair_lease_next(rater=request.user, batch_id=batch_id,
+                                     prefer_pair_id=int(prefer) if prefer.isdigit() else None)
     except DomainError as exc:
         return JsonResponse({"detail": exc.message, "code": exc.code}, status=exc.status_code)
     progress = _my_progress(user=request.user, batch_id=batch_id)

@@ -165,6 +165,7 @@ def assignment_payload(assignment) -> dict:
     batch = assignment.batch
     return {
         "assignment_id": assignment.pk,
+        "pair_id": assignment.pair_id,
         "batch": {"id": batch.pk, "name": batch.name},
         "prompt": pair.prompt.text,
         "responses": [{"slot": 1, "text": first.text}, {"slot": 2, "text": second.text}],
@@ -177,9 +178,14 @@ def assignment_payload(assignment) -> dict:
 class NextPairApi(APIView):
     permission_classes = [IsPhysician]
 
-    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses={200: dict, 204: None})
+    @extend_schema(parameters=[
+        OpenApiParameter("batch", int, required=False),
+        OpenApiParameter("pair", int, required=False,
+                         description="Try this pair first (after a 409 lease_expired, to resubmit the same answer)."),
+    ], responses={200: dict, 204: None})
     def get(self, request):
-        assignment = pair_lease_next(rater=request.user, batch_id=query_int(request, "batch"))
+        assignment = pair_lease_next(rater=request.user, batch_id=query_int(request, "batch"),
+                                     prefer_pair_id=query_int(request, "pair"))
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(assignment_payload(assignment))

@@ -104,13 +104,18 @@ def _maybe_reclaim(now) -> None:
         leases_reclaim(now=now)
 
 
-def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | None = None) -> Assignment | None:
+def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | None = None,
+                    prefer_pair_id: int | None = None) -> Assignment | None:
     """Give `rater` one pair to judge, or None when nothing is left for them.
 
     Returns their unexpired lease if they hold one (a reload must not burn a second pair).
     Otherwise takes a pair from an open batch of their specialty that they have not judged
     or skipped and that has a free slot, locking it with SKIP LOCKED so concurrent raters
-    spread over different pairs and a pair is never leased beyond raters_per_pair."""
+    spread over different pairs and a pair is never leased beyond raters_per_pair.
+
+    `prefer_pair_id` is tried first: after a late submit on an expired lease the page asks for the
+    same pair again, so the physician can resubmit what they wrote. Taking a pair back is always a
+    new assignment (a new id), never the expired one revived."""
     _require_physician(rater)
     now = timezone.now()
     held_id = hotsql.held_lease_id(rater_id=rater.pk, now=now, batch_id=batch_id)
@@ -118,7 +123,10 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
         return Assignment.objects.select_related(
             "pair__prompt", "pair__completion_a", "pair__completion_b", "batch").get(pk=held_id)
 
-    _maybe_reclaim(now)
+    if prefer_pair_id is not None:
+        leases_reclaim(now=now)  # the preferred pair may sit on this rater's own lease that just ran out
+    else:
+        _maybe_reclaim(now)
     batches = hotsql.open_batches(specialty_id=rater.profile.specialty_id, batch_id=batch_id)
     if not batches:
         return None
@@ -127,6 +135,12 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
     calibration_rate = max(b.calibration_rate for b in batches.values())
     # Calibration items are mixed in at the batch's rate, and served once regular work runs out.
     order = [True, False] if rng.random() < calibration_rate else [False, True]
+    if prefer_pair_id is not None:
+        for calibration in order:
+            assignment = _lease_first_free(batch_ids=batch_ids, batches=batches, rater=rater, calibration=calibration,
+                                           now=now, rng=rng, only_pair_id=prefer_pair_id)
+            if assignment is not None:
+                return assignment
     for calibration in order:
         assignment = _lease_first_free(batch_ids=batch_ids, batches=batches, rater=rater, calibration=calibration, now=now, rng=rng)
         if assignment is not None:
@@ -136,13 +150,14 @@ def pair_lease_next(*, rater, batch_id: int | None = None, rng: random.Random | 
 
 _CANDIDATE_SQL = """
 SELECT p.id, p.batch_id, pr.text, ca.text, cb.text,
-       EXISTS (SELECT 1 FROM annotation_assignment x
-               WHERE x.pair_id = p.id AND x.rater_id = %(rater)s AND x.status = 'expired') AS had_expired
+       (SELECT x.a_shown_first FROM annotation_assignment x
+        WHERE x.pair_id = p.id AND x.rater_id = %(rater)s AND x.status = 'expired'
+        ORDER BY x.id DESC LIMIT 1) AS earlier_order
 FROM annotation_pair p
 JOIN annotation_prompt pr ON pr.id = p.prompt_id
 JOIN annotation_completion ca ON ca.id = p.completion_a_id
 JOIN annotation_completion cb ON cb.id = p.completion_b_id
-WHERE p.batch_id IN ({batches}) AND {kind}
+WHERE p.batch_id IN ({batches}) AND {kind}{only}
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment y
                   WHERE y.pair_id = p.id AND y.rater_id = %(rater)s AND y.status <> 'expired')
 ORDER BY {order}
@@ -152,33 +167,32 @@ _REGULAR = ("p.gold_preference IS NULL AND p.open_slots > 0", "p.open_slots, p.i
 _CALIBRATION = ("p.gold_preference IS NOT NULL", "p.id")
 
 
-def _lease_first_free(*, batch_ids, batches, rater, calibration: bool, now, rng) -> Assignment | None:
+def _lease_first_free(*, batch_ids, batches, rater, calibration: bool, now, rng,
+                      only_pair_id: int | None = None) -> Assignment | None:
     """Lock the first free pair (SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE transactions
     serialise writers instead) and lease it. Hand-written SQL: this runs on every request of
     the hot path, and building the equivalent ORM query cost more than running it."""
     kind, order = _CALIBRATION if calibration else _REGULAR
     lock = " FOR UPDATE OF p SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    sql = _CANDIDATE_SQL.format(batches=", ".join(str(int(b)) for b in batch_ids), kind=kind, order=order, lock=lock)
+    only = "" if only_pair_id is None else f" AND p.id = {int(only_pair_id)}"
+    sql = _CANDIDATE_SQL.format(batches=", ".join(str(int(b)) for b in batch_ids), kind=kind, order=order, lock=lock,
+                                only=only)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, {"rater": rater.pk})
             row = cursor.fetchone()
         if row is None:
             return None
-        pair_id, pair_batch_id, prompt_text, a_text, b_text, had_expired = row
+        pair_id, pair_batch_id, prompt_text, a_text, b_text, earlier_order = row
         batch = batches[pair_batch_id]
-        fields = dict(
-            batch=batch, status=AssignmentStatus.LEASED, a_shown_first=rng.random() < 0.5,
+        # Always a new row, also when this rater's earlier lease on the pair expired: the old id
+        # stays `expired`, so a late submit on it is refused instead of landing on this lease. The
+        # display order stays what they saw before, so the answer they kept means the same thing.
+        a_shown_first = rng.random() < 0.5 if earlier_order is None else bool(earlier_order)
+        assignment = Assignment.objects.create(
+            pair_id=pair_id, rater=rater, batch=batch, status=AssignmentStatus.LEASED, a_shown_first=a_shown_first,
             is_calibration=calibration, leased_at=now, expires_at=now + timedelta(seconds=batch.lease_seconds),
-            finished_at=None,
         )
-        if had_expired:
-            assignment = Assignment.objects.get(pair_id=pair_id, rater=rater)
-            for key, value in fields.items():
-                setattr(assignment, key, value)
-            assignment.save(update_fields=list(fields))
-        else:
-            assignment = Assignment.objects.create(pair_id=pair_id, rater=rater, **fields)
         if not calibration:
             hotsql.pair_slots_add(pair_id=pair_id, delta=-1)
     # Read-only stand-ins carrying what the response needs, without another query.
@@ -316,6 +330,11 @@ def judgment_submit(*, assignment_id: int, rater, data: JudgmentInput) -> tuple[
     try:
         with transaction.atomic():
             return _judgment_write(assignment_id=assignment_id, rater=rater, data=data), True
+    except LeaseExpired:
+        # Give the slot back now rather than at the next periodic reclaim, so the same pair can be
+        # leased again at once (to this physician, who still has their answer on the page).
+        leases_reclaim()
+        raise
     except IntegrityError:
         # A concurrent request with the same key won the race; answer with its judgment.
         replay = _judgment_replay(rater=rater, key=key, assignment_id=assignment_id)
@@ -346,7 +365,13 @@ def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgme
     elif assignment.status == AssignmentStatus.SKIPPED:
         raise Conflict("You skipped this pair; it cannot be judged now.")
     elif assignment.status == AssignmentStatus.EXPIRED or not lease_valid:
-        raise LeaseExpired("Your lease on this pair expired and it may have gone to another physician. Ask for the next pair.")
+        raise LeaseExpired(
+            "Nothing was stored: your hold on this pair expired before you submitted, and the pair went back to the "
+            "pool. Keep your answer: ask for the next pair with this pair_id (GET /api/next/?pair=ID) and, if it "
+            "comes back to you, submit the same answer on the new assignment; otherwise copy it.",
+            extra={"assignment_id": assignment.pk, "pair_id": assignment.pair_id, "batch_id": assignment.batch_id,
+                   "stored": False, "next": f"/api/next/?batch={assignment.batch_id}&pair={assignment.pair_id}"},
+        )
     fields = _to_canonical(data, assignment=assignment)
     if previous is not None:
         Judgment.objects.filter(pk=previous.pk).update(is_current=False)

@@ -69,13 +69,19 @@ def batch_progress(batch: Batch) -> dict:
 
 
 def physician_queue(*, user) -> list[dict]:
-    """Open batches of the physician's specialty, with what they have done and what is left."""
+    """Open batches of the physician's specialty, with what they have done and what is left.
+
+    `mine_done` counts regular pairs only, as the batch's progress does (judgments done of
+    judgments needed); calibration (gold) pairs are counted apart in `mine_calibration`."""
     profile = user.profile
     batches = batches_with_progress(states=[BatchState.OPEN], specialty_id=profile.specialty_id)
-    mine = dict(
+    mine: dict[int, int] = {}
+    mine_calibration: dict[int, int] = {}
+    for batch_id, is_calibration, n in (
         Assignment.objects.filter(rater=user, status=AssignmentStatus.SUBMITTED, batch__state=BatchState.OPEN)
-        .values_list("batch").annotate(c=Count("id"))
-    )
+        .values_list("batch", "is_calibration").annotate(c=Count("id"))
+    ):
+        (mine_calibration if is_calibration else mine)[batch_id] = n
     out = []
     for batch in batches:
         progress = batch_progress(batch)
@@ -83,6 +89,7 @@ def physician_queue(*, user) -> list[dict]:
             "batch": batch,
             "progress": progress,
             "mine_done": mine.get(batch.pk, 0),
+            "mine_calibration": mine_calibration.get(batch.pk, 0),
             "left_for_me": physician_pairs_left(user=user, batch=batch),
         })
     return out

@@ -51,6 +51,25 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+@pytest.fixture
+def sized_page(browser):
+    """sized_page(width, height): a page in a fresh context at that viewport."""
+    contexts, errors = [], []
+
+    def make(width: int, height: int, **options):
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
 def login(page, live_server, username: str) -> None:
     page.goto(live_server.url + "/login/")
     page.focus("#id_username")  # autofocus too, but it can land after the load event
@@ -213,17 +232,18 @@ def test_lease_expiry_and_skip_by_keyboard(page, live_server, physician):
     login(page, live_server, physician.username)
     page.goto(f"{live_server.url}/label/{batch.pk}/")
 
-    # The lease runs out while the physician thinks; Enter then gets a clear notice and a fresh lease.
+    # The lease runs out while the physician thinks; Enter then gets a clear notice and the pair back
+    # on a new lease (a new assignment id), with the answer still on the form.
     expired = int(wait_for_new_pair(page, None))
     pair_id = Assignment.objects.get(pk=expired).pair_id
     Assignment.objects.filter(pk=expired).update(expires_at=timezone.now() - timedelta(seconds=1))
     page.keyboard.press("2")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => !document.getElementById('judgment-form').hidden"
-                           " && /expired/.test(document.getElementById('banner').textContent)")
-    assert "expired" in page.inner_text("#banner")
-    fresh = Assignment.objects.get(pk=int(page.locator("#judgment-form").get_attribute("data-assignment-id")))
-    assert fresh.status == "leased" and fresh.expires_at > timezone.now()  # may be the same pair, re-leased
+    fresh_id = wait_for_new_pair(page, str(expired))
+    assert "nothing was stored" in page.inner_text("#banner")
+    fresh = Assignment.objects.get(pk=int(fresh_id))
+    assert fresh.status == "leased" and fresh.expires_at > timezone.now() and fresh.pair_id == pair_id
+    assert Assignment.objects.get(pk=expired).status == "expired"
     assert not Judgment.objects.filter(rater=physician, pair_id=pair_id).exists()
 
     # S opens the skip dialog, the reason is typed, Enter skips and the next pair loads.

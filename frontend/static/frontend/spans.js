@@ -54,6 +54,32 @@ window.ClinSpans = (() => {
     return { start, end, text: raw.slice(start, end) };
   }
 
+  /** A DOM Range over the rendered characters of raw[start:end] inside `root`, or null. */
+  function rawToRange(root, raw, start, end) {
+    const nodes = textNodes(root);
+    const rendered = nodes.map((n) => n.data).join("");
+    const map = alignment(rendered, raw);
+    let first = -1, last = -1;
+    for (let i = 0; i < rendered.length; i++) {
+      if (map[i] >= start && map[i] < end) { if (first === -1) first = i; last = i; }
+    }
+    if (first === -1) return null;
+    const point = (index) => {
+      let base = 0;
+      for (const node of nodes) {
+        if (index < base + node.data.length) return [node, index - base];
+        base += node.data.length;
+      }
+      const lastNode = nodes[nodes.length - 1];
+      return [lastNode, lastNode.data.length];
+    };
+    const range = document.createRange();
+    range.setStart(...point(first));
+    const [endNode, endOffset] = point(last);
+    range.setEnd(endNode, endOffset + 1);
+    return range;
+  }
+
   /** Re-render `html` into `root` and wrap the characters of each raw span in a <mark>. */
   function render(root, html, raw, spans) {
     root.innerHTML = html;
@@ -104,5 +130,5 @@ window.ClinSpans = (() => {
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", renderPage);
   else renderPage();
 
-  return { alignment, selectionToRaw, render };
+  return { alignment, selectionToRaw, rawToRange, render };
 })();

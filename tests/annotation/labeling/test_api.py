@@ -200,3 +200,34 @@ def test_bad_query_ids_are_400(admin_client, physician_client):
     resp = admin_client.get("/api/judgments/?batch=1;drop")
     assert resp.status_code == 400 and "batch must be an id" in resp.json()["detail"]
     assert admin_client.get("/api/audit/?batch=x").status_code == 400
+
+
+def test_late_submit_on_a_reclaimed_lease_is_a_409_that_says_what_to_do(admin_client, physician_client, physician):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import Assignment
+
+    batch_id = create_open_batch(admin_client)
+    Batch.objects.filter(pk=batch_id).update(calibration_rate=0)
+    first = physician_client.get(f"/api/next/?batch={batch_id}").json()
+    Assignment.objects.filter(pk=first["assignment_id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    payload = {"preference": "1>2", "idempotency_key": "late-1", "rationale": "Response 2 misses the red flag."}
+    late = physician_client.post(f"/api/assignments/{first['assignment_id']}/judgment/", payload, format="json")
+    assert late.status_code == 409
+    body = late.json()
+    assert body["code"] == "lease_expired" and body["stored"] is False
+    assert body["assignment_id"] == first["assignment_id"] and body["pair_id"] == first["pair_id"]
+    assert "Nothing was stored" in body["detail"] and "pair" in body["next"]
+    assert not Judgment.objects.exists()
+
+    again = physician_client.get(body["next"]).json()
+    assert again["pair_id"] == first["pair_id"] and again["assignment_id"] != first["assignment_id"]
+    assert again["prompt"] == first["prompt"]
+    # The old id stays refused; the same answer (new key) is stored once on the new lease.
+    assert physician_client.post(f"/api/assignments/{first['assignment_id']}/judgment/", payload,
+                                 format="json").status_code == 409
+    resubmit = physician_client.post(f"/api/assignments/{again['assignment_id']}/judgment/",
+                                     {**payload, "idempotency_key": "late-2"}, format="json")
+    assert resubmit.status_code == 201 and resubmit.json()["assignment_id"] == again["assignment_id"]

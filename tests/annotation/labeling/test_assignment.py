@@ -119,12 +119,53 @@ def test_expired_lease_is_refused_and_slot_returns(open_batch, physician):
     Assignment.objects.filter(pk=a.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(LeaseExpired):
         judge(a, physician)
-    assert leases_reclaim() == 1
+    assert leases_reclaim() == 0  # the refused submit already gave the slot back
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.EXPIRED
     assert Pair.objects.get(pk=a.pair_id).open_slots == 2
-    # the same physician may take the pair back
-    again = pair_lease_next(rater=physician)
-    assert again.pk == a.pk and again.status == AssignmentStatus.LEASED
+    # the same physician may take the pair back, but as a new assignment: the old id stays expired
+    again = pair_lease_next(rater=physician, prefer_pair_id=a.pair_id)
+    assert again.pair_id == a.pair_id and again.pk != a.pk and again.status == AssignmentStatus.LEASED
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.EXPIRED
+
+
+def test_reclaimed_lease_never_comes_back_under_the_same_id(open_batch, physician):
+    """Whatever the order of leases, every lease of a pair by a physician is a distinct id, and a
+    late submit on the expired id is refused without touching the live lease."""
+    first = pair_lease_next(rater=physician)
+    ids = {first.pk}
+    for _ in range(3):
+        Assignment.objects.filter(rater=physician, status=AssignmentStatus.LEASED).update(
+            expires_at=timezone.now() - timedelta(seconds=1))
+        assert leases_reclaim() == 1
+        again = pair_lease_next(rater=physician, prefer_pair_id=first.pair_id, rng=random.Random(len(ids)))
+        assert again.pair_id == first.pair_id and again.pk not in ids
+        assert again.a_shown_first == first.a_shown_first  # the same screen: a kept answer means the same
+        ids.add(again.pk)
+    with pytest.raises(LeaseExpired) as late:
+        judge(first, physician, key="late")
+    assert late.value.extra["pair_id"] == first.pair_id and late.value.extra["stored"] is False
+    assert Assignment.objects.get(pk=again.pk).status == AssignmentStatus.LEASED
+    assert not Judgment.objects.exists()
+    # the answer the physician kept is accepted on the new lease
+    judgment, created = judge(again, physician, key="resubmitted")
+    assert created and judgment.assignment_id == again.pk
+    assert Assignment.objects.filter(pair_id=first.pair_id, rater=physician).count() == 4
+    assert Pair.objects.get(pk=first.pair_id).open_slots == 1
+
+
+def test_late_submit_gives_the_slot_back_at_once(open_batch, physician, monkeypatch):
+    """A late submit on a lease that no periodic reclaim has seen yet frees the slot at once, so
+    the physician can take the same pair back immediately and resubmit."""
+    from annotation.labeling import assignment as assignment_module
+
+    monkeypatch.setattr(assignment_module, "_maybe_reclaim", lambda now: None)  # no periodic reclaim
+    a = pair_lease_next(rater=physician)
+    Assignment.objects.filter(pk=a.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(LeaseExpired):
+        judge(a, physician)
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.EXPIRED
+    again = pair_lease_next(rater=physician, prefer_pair_id=a.pair_id)
+    assert again.pair_id == a.pair_id and again.pk != a.pk
 
 
 def test_foreign_assignment_looks_missing(open_batch, physician, specialty):

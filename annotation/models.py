@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from annotation.rules import PREFERENCE_BY_VALUE
+
 
 class Specialty(models.Model):
     name = models.CharField(max_length=100, unique=True)
@@ -134,11 +136,12 @@ class Completion(models.Model):
 class Preference(models.IntegerChoices):
     """Stored relative to the canonical pair (A, B), as an ordinal scale: negative favours A."""
 
-    A_MUCH_BETTER = -2, "A much better"
-    A_BETTER = -1, "A better"
-    TIE = 0, "About the same"
-    B_BETTER = 1, "B better"
-    B_MUCH_BETTER = 2, "B much better"
+    # Words from annotation.rules.PREFERENCES, the one definition of the vocabulary.
+    A_MUCH_BETTER = -2, PREFERENCE_BY_VALUE[-2].canonical_words
+    A_BETTER = -1, PREFERENCE_BY_VALUE[-1].canonical_words
+    TIE = 0, PREFERENCE_BY_VALUE[0].canonical_words
+    B_BETTER = 1, PREFERENCE_BY_VALUE[1].canonical_words
+    B_MUCH_BETTER = 2, PREFERENCE_BY_VALUE[2].canonical_words
 
 
 class Pair(models.Model):

@@ -4,6 +4,8 @@ readable without colour (every cell and bar also carries its number and a <title
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from annotation import agreement
+
 TEAL = (11, 100, 131)
 RED = (194, 54, 44)
 
@@ -130,7 +132,6 @@ TREND_SERIES = (
     ("fleiss_kappa", "Fleiss' κ", "#d55e00", "square"),
     ("mean_cohen_kappa", "Mean Cohen's κ", "#009e73", "triangle"),
 )
-LANDIS_KOCH_BANDS = ((0.0, "slight"), (0.2, "fair"), (0.4, "moderate"), (0.6, "substantial"), (0.8, "almost perfect"))
 
 
 def _marker(shape: str, x: float, y: float, colour: str) -> str:
@@ -173,7 +174,7 @@ def trend_svg(points: list[dict]) -> SafeString:
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{"#9aa8b3" if abs(tick) < 1e-9 else "#e6ebef"}"/>'
                    f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick:.1f}</text>')
         tick = round(tick + 0.2, 10)
-    bands = (((lo, "poor"),) if lo < 0 else ()) + LANDIS_KOCH_BANDS
+    bands = (((lo, "poor"),) if lo < 0 else ()) + agreement.LANDIS_KOCH_BANDS
     for (floor, words), ceiling in zip(bands, [b[0] for b in bands[1:]] + [hi]):  # each band's wording, right of the plot
         out.append(f'<text x="{width - right + 10}" y="{ypos((floor + ceiling) / 2) + 4:.1f}" style="fill:#55646f;font-style:italic">{words}</text>')
     out.append(f'<text transform="translate(14,{top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">coefficient (1 = perfect agreement)</text>')

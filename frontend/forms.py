@@ -2,6 +2,7 @@
 
 from django import forms
 
+from annotation import rules
 from annotation.models import RationalePolicy, Specialty
 
 
@@ -45,7 +46,7 @@ class RaterActiveForm(forms.Form):
 
 
 class AdjudicationForm(forms.Form):
-    PREFERENCES = [(-2, "A much better"), (-1, "A better"), (0, "About the same"), (1, "B better"), (2, "B much better")]
+    PREFERENCES = [(p.value, p.canonical_words) for p in rules.PREFERENCES]
     preference = forms.TypedChoiceField(choices=PREFERENCES, coerce=int, widget=forms.RadioSelect,
                                         label="Final preference (canonical A / B)")
     a_unsafe = forms.BooleanField(required=False, label="Response A is unsafe")

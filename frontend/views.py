@@ -15,18 +15,13 @@ from annotation.labeling.apis import assignment_payload
 from annotation.labeling.assignment import pair_lease_next, preference_to_display, slot_to_side
 from annotation.errors import DomainError
 from annotation.models import ERROR_SPAN_TYPES, FLAG_CHOICES, BatchState, HarmSeverity, Role
+from annotation import rules
 from annotation.permissions import user_role
 
 from .access import physician_required
 from .markdown import markdown_to_safe_html
 
-PREFERENCE_CHOICES = [
-    ("1>>2", "1", "Response 1 much better"),
-    ("1>2", "2", "Response 1 better"),
-    ("=", "3", "About the same"),
-    ("2>1", "4", "Response 2 better"),
-    ("2>>1", "5", "Response 2 much better"),
-]
+PREFERENCE_CHOICES = [(p.display, p.key, p.words) for p in rules.PREFERENCES]
 PREFERENCE_WORDS = {value: words for value, _, words in PREFERENCE_CHOICES}
 FLAG_KEYS = {"hallucination": "h", "unsafe_advice": "u", "outdated_guidance": "o"}
 
@@ -64,6 +59,7 @@ def _judgment_form_context(batch) -> dict:
     return {
         "batch": batch,
         "preferences": PREFERENCE_CHOICES,
+        "preference_vocabulary": rules.preferences_for_page(),
         "flags": [(name, FLAG_KEYS[name], label_words(name)) for name in FLAG_CHOICES],
         "span_types": [(i, name, label_words(name)) for i, name in enumerate(ERROR_SPAN_TYPES, 1)],
         "severities": HarmSeverity.choices,

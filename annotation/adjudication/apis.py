@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from annotation.adjudication import selectors as adjudication_selectors
 from annotation.adjudication import services as adjudication_services
+from annotation.rules import PREFERENCES
 from annotation.errors import DomainError, NotFound
 from annotation.permissions import CanAdjudicate
 
@@ -36,10 +37,10 @@ class BatchDisputesApi(APIView):
         return Response(adjudication_selectors.batch_disputes_list(batch=batch, **params.validated_data))
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "enum": ["A>>B", "A>B", "=", "B>A", "B>>A"]},
+@extend_schema_field({"oneOf": [{"type": "string", "enum": [p.symbol for p in PREFERENCES]},
                                {"type": "integer", "minimum": -2, "maximum": 2}]})
 class PreferenceField(serializers.Field):
-    """'A>>B' | 'A>B' | '=' | 'B>A' | 'B>>A' or an integer -2..2."""
+    """A canonical symbol of annotation.rules.PREFERENCES (A>>B ... B>>A) or an integer -2..2."""
 
     def to_internal_value(self, data):
         try:

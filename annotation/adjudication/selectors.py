@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from annotation import agreement as engine
 from annotation.errors import DomainError, NotFound
+from annotation.rules import PREFERENCES
 from annotation.models import Adjudication, Batch, BatchState, Judgment, Pair, Preference, Role
 
-PREFERENCE_SYMBOLS = {-2: "A>>B", -1: "A>B", 0: "=", 1: "B>A", 2: "B>>A"}
+PREFERENCE_SYMBOLS = {p.value: p.symbol for p in PREFERENCES}
 DISPUTE_STATUSES = ("all", "open", "adjudicated")
 
 

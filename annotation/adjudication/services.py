@@ -17,7 +17,7 @@ _SYMBOL_TO_PREFERENCE = {v: k for k, v in PREFERENCE_SYMBOLS.items()}
 
 
 def preference_parse(value) -> int:
-    """'A>>B' | 'A>B' | '=' | 'B>A' | 'B>>A', or an integer -2..2 (also as a string)."""
+    """A canonical symbol of annotation.rules.PREFERENCES (A>>B ... B>>A), or an integer -2..2 (also as a string)."""
     if isinstance(value, bool):
         value = None  # True/False are ints in Python; never a preference
     if isinstance(value, str):
@@ -31,7 +31,8 @@ def preference_parse(value) -> int:
     if isinstance(value, int) and -2 <= value <= 2:
         return value
     raise DomainError(
-        "preference must be one of 'A>>B', 'A>B', '=', 'B>A', 'B>>A' or an integer from -2 (A much better) to 2 (B much better)."
+        f"preference must be one of {', '.join(repr(s) for s in PREFERENCE_SYMBOLS.values())} or an integer from -2 "
+        f"({PREFERENCE_SYMBOLS[-2]}) to 2 ({PREFERENCE_SYMBOLS[2]})."
     )
 
 

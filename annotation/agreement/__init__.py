@@ -47,10 +47,12 @@ from .ratings import (
     preference_at_level,
     ratings_build,
 )
-from .report import agreement_headline, agreement_headline_codes, agreement_report, landis_koch
+from .report import (
+    LANDIS_KOCH_BANDS, agreement_headline, agreement_headline_codes, agreement_report, landis_koch, landis_koch_legend,
+)
 
 __all__ = [
     "LEVELS", "LEVEL_CATEGORY_NAMES", "LEVEL_SCALES", "METRICS", "Ratings",
     "agreement_headline", "agreement_headline_codes", "agreement_report", "disputed_items", "factorize",
-    "landis_koch", "picked_first_from_preference", "preference_at_level", "ratings_build",
+    "LANDIS_KOCH_BANDS", "landis_koch", "landis_koch_legend", "picked_first_from_preference", "preference_at_level", "ratings_build",
 ]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annotation.rules import PREFERENCES
+
 LEVELS = ("five", "three", "binary")
 METRICS = ("nominal", "ordinal", "interval")
 LEVEL_SCALES = {
@@ -15,7 +17,7 @@ LEVEL_SCALES = {
     "binary": (-1, 1),
 }
 LEVEL_CATEGORY_NAMES = {
-    "five": ("A much better", "A better", "About the same", "B better", "B much better"),
+    "five": tuple(p.canonical_words for p in PREFERENCES),
     "three": ("A better", "Tie", "B better"),
     "binary": ("A better", "B better"),
 }

@@ -20,6 +20,17 @@ from .patterns import (
 )
 from .ratings import METRICS, Ratings
 
+# Landis & Koch (1977): (lower bound, words) of each band above "poor" (below 0). The one definition.
+LANDIS_KOCH_BANDS = ((0.0, "slight"), (0.20, "fair"), (0.40, "moderate"), (0.60, "substantial"), (0.80, "almost perfect"))
+
+
+def landis_koch_legend() -> str:
+    """The bands as one line of text, for the pages' legends."""
+    parts = ["below 0 poor"] + [f"{lo:.2f}-{hi:.2f} {w}" for (lo, w), (hi, _) in zip(LANDIS_KOCH_BANDS, LANDIS_KOCH_BANDS[1:])]
+    lo, words = LANDIS_KOCH_BANDS[-1]
+    return ", ".join(parts + [f"above {lo:.2f} {words}"])
+
+
 def landis_koch(value: float | None) -> str | None:
     """Landis & Koch (1977) wording for a kappa-like figure: below 0 poor (worse than chance),
     to 0.20 slight, 0.40 fair, 0.60 moderate, 0.80 substantial, above almost perfect. The one
@@ -28,10 +39,10 @@ def landis_koch(value: float | None) -> str | None:
         return None
     if value < 0:
         return "poor"
-    for bound, word in ((0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial")):
-        if value <= bound:
-            return word
-    return "almost perfect"
+    for (_, words), (upper, _) in zip(LANDIS_KOCH_BANDS, LANDIS_KOCH_BANDS[1:]):
+        if value <= upper:
+            return words
+    return LANDIS_KOCH_BANDS[-1][1]
 
 
 def _num(x) -> float | None:

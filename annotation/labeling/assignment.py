@@ -18,7 +18,7 @@ from django.utils import timezone
 from annotation.labeling import hotsql
 from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, Forbidden, LeaseExpired, NotFound
-from annotation.rules import response_vetoed
+from annotation.rules import PREFERENCE_BY_VALUE, PREFERENCES, response_vetoed
 from annotation.models import (
     ERROR_SPAN_TYPES,
     FLAG_CHOICES,
@@ -35,12 +35,12 @@ from annotation.models import (
 )
 
 # Display terms (slot 1 = the response shown first) -> strength towards slot 2.
-DISPLAY_PREFERENCES = {"1>>2": -2, "1>2": -1, "=": 0, "2>1": 1, "2>>1": 2}
-CANONICAL_LABELS = {-2: "A>>B", -1: "A>B", 0: "=", 1: "B>A", 2: "B>>A"}
+DISPLAY_PREFERENCES = {p.display: p.value for p in PREFERENCES}
+CANONICAL_LABELS = {p.value: p.symbol for p in PREFERENCES}
 
 
 def preference_to_canonical(display: str, *, a_shown_first: bool) -> int:
-    """'1>>2' etc. as seen on screen -> the stored -2..2 scale where negative favours A."""
+    """A display choice (1>>2 ... 2>>1, annotation.rules) as seen on screen -> the stored -2..2 scale where negative favours A."""
     if display not in DISPLAY_PREFERENCES:
         raise DomainError(f"preference must be one of {', '.join(DISPLAY_PREFERENCES)}; got {display!r}.")
     towards_slot_2 = DISPLAY_PREFERENCES[display]
@@ -300,7 +300,7 @@ def _to_canonical(data: JudgmentInput, *, assignment: Assignment) -> dict:
 
     rationale = (data.rationale or "").strip()
     needs_rationale = batch.rationale_policy == RationalePolicy.ALWAYS or (
-        batch.rationale_policy == RationalePolicy.TIES_AND_STRONG and abs(preference) in (0, 2)
+        batch.rationale_policy == RationalePolicy.TIES_AND_STRONG and PREFERENCE_BY_VALUE[preference].strong_or_tie
     )
     if needs_rationale and not rationale:
         raise DomainError("This batch asks for a rationale for this judgment (ties and strong preferences need one).")

@@ -17,9 +17,10 @@ from django.utils import timezone
 from annotation.audit import audit_record
 from annotation.labeling.bulk import bulk_insert
 from annotation.errors import Conflict, ImportRejected
+from annotation.rules import PREFERENCES
 from annotation.models import Batch, BatchState, Completion, Pair, Preference, Prompt, Specialty
 
-GOLD_VALUES = {"A>>B": -2, "A>B": -1, "=": 0, "B>A": 1, "B>>A": 2}
+GOLD_VALUES = {p.symbol: p.value for p in PREFERENCES}
 MAX_REPORTED_ERRORS = 1000
 
 

@@ -14,6 +14,11 @@ def markdown_safe(text: str) -> str:
     return mark_safe(markdown_to_safe_html(text))
 
 
+@register.simple_tag
+def landis_koch_legend() -> str:
+    return agreement.landis_koch_legend()
+
+
 @register.filter
 def landis_koch(value) -> str:
     """The engine's Landis & Koch (1977) wording; a missing figure reads "not enough data"."""

@@ -29,7 +29,9 @@
   const correcting = ws.dataset.mode === "correct";
   const correction = correcting ? JSON.parse($("#correction-data").textContent) : null; // {assignment, prefill}
   const SEVERITIES = $$("#harm-severity option").map((o) => o.value);
-  const STRONG_OR_TIE = new Set(["1>>2", "=", "2>>1"]);
+  // The vocabulary comes from the server (annotation.rules.PREFERENCES), never spelled here.
+  const PREFERENCES = JSON.parse($("#preference-data").textContent || "[]");
+  const STRONG_OR_TIE = new Set(PREFERENCES.filter((p) => p.strong_or_tie).map((p) => p.display));
   const FLAG_KEYS = { h: "hallucination", u: "unsafe_advice", o: "outdated_guidance" };
   const PREFERENCE_WORDS = Object.fromEntries($$("input[name=preference]").map((i) => [i.value, i.closest("label").querySelector(".pref-words").textContent]));
   const ORPHAN = "clinpref:orphan:" + (ws.dataset.nextUrl || "").replace(/\D+/g, "");

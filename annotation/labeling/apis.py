@@ -4,7 +4,6 @@ InputSerializer, the work is one service or selector call, output is an OutputSe
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,7 +21,7 @@ from annotation.labeling.assignment import (
 from annotation.labeling.importing import pairs_import
 from annotation.models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
 from annotation.parsers import NDJSONParser
-from annotation.permissions import IsAdminRole, IsPhysician
+from annotation.permissions import IsActiveUser, IsAdminRole, IsPhysician
 
 
 class BatchOutput(serializers.Serializer):
@@ -260,7 +259,7 @@ class AssignmentOutput(serializers.Serializer):
 
 
 class AssignmentListApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=AssignmentOutput(many=True))
     def get(self, request):
@@ -268,7 +267,7 @@ class AssignmentListApi(APIView):
 
 
 class AssignmentDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=dict)
     def get(self, request, assignment_id: int):
@@ -279,7 +278,7 @@ class AssignmentDetailApi(APIView):
 class JudgmentListApi(APIView):
     """Physicians get their own judgments; admins get everyone's (filter with ?batch=)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=JudgmentOutput(many=True))
     def get(self, request):
@@ -340,7 +339,7 @@ class RaterActiveApi(APIView):
 
 
 class SpecialtyListApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=dict)
     def get(self, request):
@@ -372,7 +371,7 @@ class AuditListApi(APIView):
 
 
 class MeApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=dict)
     def get(self, request):

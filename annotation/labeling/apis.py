@@ -1,7 +1,7 @@
 """The labeling API (batches, pairs, the judging hot path, raters, audit): one thin class per operation. Input is validated by a nested
 InputSerializer, the work is one service or selector call, output is an OutputSerializer."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -19,7 +19,7 @@ from annotation.labeling.assignment import (
     preference_to_display,
 )
 from annotation.labeling.importing import pairs_import
-from annotation.models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
+from annotation.models import FLAG_CHOICES, HarmSeverity, PhiPolicy, RationalePolicy, Role
 from annotation.parsers import NDJSONParser
 from annotation.permissions import IsActiveUser, IsAdminRole, IsPhysician
 
@@ -43,6 +43,8 @@ class BatchOutput(serializers.Serializer):
     closed_at = serializers.DateTimeField()
     exported_at = serializers.DateTimeField()
     pairs_short_at_close = serializers.IntegerField(allow_null=True)
+    phi_policy = serializers.CharField()
+    allow_self_adjudication = serializers.BooleanField()
     progress = serializers.SerializerMethodField()
 
     def get_progress(self, batch) -> dict:
@@ -146,6 +148,65 @@ class BatchCloseApi(APIView):
         services.batch_close(batch_id=batch_id, actor=request.user, force=data.validated_data["force"],
                              override_reason=data.validated_data["override_reason"].strip())
         return batch_response(batch_id)
+
+
+class BatchSettingsApi(APIView):
+    """Safety settings of a batch; every change is audited with its old and new value."""
+
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        allow_self_adjudication = serializers.BooleanField(
+            required=False, help_text="Let an adjudicator decide a pair they rated themselves (off by default).")
+        phi_policy = serializers.ChoiceField(
+            choices=PhiPolicy.values, required=False,
+            help_text="block: refuse an import with likely patient identifiers; review: import and flag the pairs.")
+
+    @extend_schema(request=InputSerializer, responses=BatchOutput)
+    def post(self, request, batch_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.batch_settings_update(batch_id=batch_id, actor=request.user, **data.validated_data)
+        return batch_response(batch_id)
+
+
+class PhiFindingOutput(serializers.Serializer):
+    field = serializers.CharField()
+    kind = serializers.CharField()
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+
+
+class FlaggedPairOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    prompt = serializers.CharField(source="prompt.text")
+    response_a = serializers.CharField(source="completion_a.text")
+    response_b = serializers.CharField(source="completion_b.text")
+    phi_findings = PhiFindingOutput(many=True)
+
+
+class BatchPhiReviewApi(APIView):
+    """Pairs flagged by the PHI guard (batch phi_policy "review"); the batch opens once none is left."""
+
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        pair_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=10_000)
+        note = serializers.CharField(max_length=2000, help_text="Why these pairs carry no patient identifier.")
+
+    @extend_schema(responses=FlaggedPairOutput(many=True))
+    def get(self, request, batch_id: int):
+        pairs = selectors.pairs_flagged_phi(batch_id=batch_id)
+        return paginated(request, self, pairs, FlaggedPairOutput)
+
+    @extend_schema(request=InputSerializer, responses={200: inline_serializer("PhiCleared", {"cleared": serializers.IntegerField()})})
+    def post(self, request, batch_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        selectors.batch_get(batch_id=batch_id)
+        cleared = services.batch_phi_clear(batch_id=batch_id, actor=request.user, **data.validated_data)
+        return Response({"cleared": cleared})
 
 
 # ---------------------------------------------------------------- physicians: the hot path

@@ -30,6 +30,12 @@ def batch_labelable_by(*, user, batch_id: int) -> Batch:
     return batch
 
 
+def pairs_flagged_phi(*, batch_id: int) -> QuerySet[Pair]:
+    batch_get(batch_id=batch_id)
+    return (Pair.objects.filter(batch_id=batch_id, phi_findings__isnull=False)
+            .select_related("prompt", "completion_a", "completion_b").order_by("id"))
+
+
 def batches_with_progress(*, states: list[str] | None = None, specialty_id: int | None = None) -> QuerySet[Batch]:
     """Batches annotated with pairs, judgments done / needed and active raters, in one query."""
     pairs = Pair.objects.filter(batch=OuterRef("pk"), gold_preference__isnull=True)

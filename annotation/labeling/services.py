@@ -14,7 +14,7 @@ from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, InvalidTransition, NotFound
 from annotation.events import batch_event_emit
 from annotation.labeling import hotsql
-from annotation.models import Assignment, AssignmentStatus, Batch, BatchEvent, BatchState, Pair, Profile, RationalePolicy, Role, Specialty, default_rubric
+from annotation.models import Assignment, AssignmentStatus, Batch, BatchEvent, BatchState, Pair, PhiPolicy, Profile, RationalePolicy, Role, Specialty, default_rubric
 
 User = get_user_model()
 
@@ -217,6 +217,13 @@ def batch_transition(*, batch_id: int, to_state: str, actor, force: bool = False
         if to_state == BatchState.OPEN:
             if not Pair.objects.filter(batch=batch).exists():
                 raise Conflict(f"Batch {batch.name!r} has no pairs; import pairs before opening it.")
+            flagged = Pair.objects.filter(batch=batch, phi_findings__isnull=False).count()
+            if flagged:
+                raise Conflict(
+                    f"{flagged} pair(s) look like they contain patient identifiers; review them "
+                    f"(GET /api/batches/{batch.pk}/phi/) and clear them before opening the batch.",
+                    extra={"pairs_flagged": flagged},
+                )
             batch.opened_by, batch.opened_at = actor, now
             fields += ["opened_by", "opened_at"]
         elif to_state == BatchState.CLOSED:
@@ -243,6 +250,43 @@ def batch_transition(*, batch_id: int, to_state: str, actor, force: bool = False
             event = BatchEvent.objects.create(batch=batch, kind=BatchEvent.Kind.BATCH_CLOSED, payload=data)
             batch_event_emit(event=event)
         return batch
+
+
+@transaction.atomic
+def batch_settings_update(*, batch_id: int, actor, allow_self_adjudication: bool | None = None,
+                          phi_policy: str | None = None) -> Batch:
+    """Admin settings of a batch that bear on safety: whether an adjudicator may decide a pair they
+    rated (conflict of interest; off by default) and what an import does with likely patient
+    identifiers. Every change is audited with the old and new value."""
+    batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} does not exist.")
+    if phi_policy is not None and phi_policy not in PhiPolicy.values:
+        raise DomainError(f"phi_policy must be one of {', '.join(PhiPolicy.values)}.")
+    changes = {}
+    for name, value in (("allow_self_adjudication", allow_self_adjudication), ("phi_policy", phi_policy)):
+        if value is not None and getattr(batch, name) != value:
+            changes[name] = {"from": getattr(batch, name), "to": value}
+            setattr(batch, name, value)
+    if changes:
+        batch.save(update_fields=list(changes))
+        audit_record(actor=actor, action="batch.settings_changed", obj=batch, batch=batch, data=changes)
+    return batch
+
+
+@transaction.atomic
+def batch_phi_clear(*, batch_id: int, actor, pair_ids: list[int], note: str) -> int:
+    """An admin has read the flagged pairs and says they carry no patient identifier. The findings
+    move into the audit trail with the note; the pairs no longer hold the batch shut."""
+    note = (note or "").strip()
+    if not note:
+        raise DomainError("Say why these pairs carry no patient identifier (note is required).")
+    pairs = list(Pair.objects.select_for_update().filter(batch_id=batch_id, pk__in=pair_ids, phi_findings__isnull=False))
+    for pair in pairs:
+        audit_record(actor=actor, action="pair.phi_cleared", obj=pair, batch=batch_id,
+                     data={"findings": pair.phi_findings, "note": note})
+    Pair.objects.filter(pk__in=[p.pk for p in pairs]).update(phi_findings=None)
+    return len(pairs)
 
 
 def batch_open(*, batch_id: int, actor) -> Batch:

@@ -56,6 +56,10 @@ ROWS = [
     api("batch-pairs", "/api/batches/{draft}/pairs/", **ADMIN_ONLY_API, admin=400, method="post"),
     api("batch-open", "/api/batches/{open}/open/", **ADMIN_ONLY_API, admin=409, method="post"),
     api("batch-close", "/api/batches/{draft}/close/", **ADMIN_ONLY_API, admin=409, method="post"),
+    api("batch-settings", "/api/batches/{draft}/settings/", **ADMIN_ONLY_API, admin=400, method="post",
+        body={"phi_policy": "nonsense"}),
+    api("batch-phi", "/api/batches/{draft}/phi/", **ADMIN_ONLY_API, admin=200),
+    api("batch-phi", "/api/batches/{draft}/phi/", **ADMIN_ONLY_API, admin=400, method="post"),
     api("next-pair", "/api/next/", physician=200, other=204, senior=200, admin=403),
     api("assignment-list", "/api/assignments/", physician=200, other=200, senior=200, admin=200),
     # Someone else's assignment looks exactly like a missing one, to everyone but its rater.

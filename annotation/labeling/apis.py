@@ -363,7 +363,7 @@ class RaterListCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
-        password = serializers.CharField(min_length=8, write_only=True)
+        password = serializers.CharField(write_only=True, help_text="Checked by AUTH_PASSWORD_VALIDATORS.")
         specialty = serializers.CharField(max_length=100)
         role = serializers.ChoiceField(choices=Role.values, default=Role.PHYSICIAN)
         credentials = serializers.CharField(required=False, allow_blank=True, default="")

@@ -292,3 +292,19 @@ def test_audit_events_cannot_be_changed_or_deleted_in_the_django_admin(world):
     assert root.post(f"{base}add/", {"action": "forged"}).status_code == 403
     event.refresh_from_db()
     assert (event.action, event.data, m.AuditEvent.objects.count()) == before
+
+
+@pytest.mark.django_db
+def test_every_session_write_needs_the_csrf_token(world):
+    """With a session (not a token), every POST without the CSRF token is refused before it
+    reaches the view, for the roles that could otherwise make it."""
+    writes = [r for r in ROWS if r.method == "post"]
+    for role in ("admin", "physician", "senior"):
+        client = APIClient(enforce_csrf_checks=True)
+        client.force_login(world["users"][role])
+        for row in writes:
+            path = row.path.format(**world["fill"])
+            response = client.post(path, row.body, format="json")
+            assert response.status_code == 403, (role, path, response.status_code)
+            assert "CSRF" in response.content.decode(), (role, path)
+    assert len(writes) > 15

@@ -105,6 +105,9 @@ def _parse_line(number: int, raw: bytes | str, max_chars: int) -> list[ParsedPai
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _LineError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        # json.loads recurses once per nesting level; a pair object is at most a few levels deep.
+        raise _LineError("invalid JSON: nested too deeply")
     if not isinstance(obj, dict):
         raise _LineError("each line must be a JSON object")
     prompt = _text(obj, "prompt", max_chars)

@@ -7,7 +7,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api import paginated, query_int
+from annotation.api import paginated, paginated_schema, query_int
 from annotation.labeling import selectors, services
 from annotation.labeling.assignment import (
     CANONICAL_LABELS,
@@ -39,9 +39,9 @@ class BatchOutput(serializers.Serializer):
     min_rater_kappa = serializers.FloatField()
     training_pipeline = serializers.CharField()
     created_at = serializers.DateTimeField()
-    opened_at = serializers.DateTimeField()
-    closed_at = serializers.DateTimeField()
-    exported_at = serializers.DateTimeField()
+    opened_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    exported_at = serializers.DateTimeField(allow_null=True)
     pairs_short_at_close = serializers.IntegerField(allow_null=True)
     phi_policy = serializers.CharField()
     allow_self_adjudication = serializers.BooleanField()
@@ -195,7 +195,7 @@ class BatchPhiReviewApi(APIView):
         pair_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=10_000)
         note = serializers.CharField(max_length=2000, help_text="Why these pairs carry no patient identifier.")
 
-    @extend_schema(responses=FlaggedPairOutput(many=True))
+    @extend_schema(responses=paginated_schema(FlaggedPairOutput))
     def get(self, request, batch_id: int):
         pairs = selectors.pairs_flagged_phi(batch_id=batch_id)
         return paginated(request, self, pairs, FlaggedPairOutput)
@@ -341,7 +341,7 @@ class JudgmentListApi(APIView):
 
     permission_classes = [IsActiveUser]
 
-    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=JudgmentOutput(many=True))
+    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=paginated_schema(JudgmentOutput))
     def get(self, request):
         qs = selectors.judgments_visible_to(user=request.user, batch_id=query_int(request, "batch"))
         return paginated(request, self, qs, JudgmentOutput)
@@ -399,10 +399,16 @@ class RaterActiveApi(APIView):
         return Response(RaterOutput(profile).data)
 
 
+class SpecialtyOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
+
+
 class SpecialtyListApi(APIView):
     permission_classes = [IsActiveUser]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=SpecialtyOutput(many=True))
     def get(self, request):
         from annotation.models import Specialty
 
@@ -423,7 +429,7 @@ class AuditEventOutput(serializers.Serializer):
 class AuditListApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(responses=AuditEventOutput(many=True))
+    @extend_schema(responses=paginated_schema(AuditEventOutput))
     def get(self, request):
         p = request.query_params
         qs = selectors.audit_events(username=p.get("user"), batch_id=query_int(request, "batch"),

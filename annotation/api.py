@@ -18,6 +18,19 @@ def query_int(request, name: str) -> int | None:
     return int(value)
 
 
+def paginated_schema(serializer_class):
+    """The OpenAPI shape of what `paginated` returns (limit/offset pages), for extend_schema."""
+    from drf_spectacular.utils import inline_serializer
+
+    name = serializer_class.__name__.removesuffix("Serializer").removesuffix("Output")
+    return inline_serializer(name=f"Paginated{name}List", fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": serializer_class(many=True),
+    })
+
+
 def paginated(request, view, queryset, serializer_class) -> Response:
     paginator = LimitOffsetPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)

@@ -75,6 +75,11 @@ class RationalePolicy(models.TextChoices):
     ALWAYS = "always", "Always required"
 
 
+class PhiPolicy(models.TextChoices):
+    BLOCK = "block", "Refuse an import with likely identifiers"
+    REVIEW = "review", "Import, but flag the pairs for review before the batch opens"
+
+
 class Batch(models.Model):
     name = models.CharField(max_length=200, unique=True)
     specialty = models.ForeignKey(Specialty, on_delete=models.PROTECT, related_name="batches")
@@ -106,6 +111,10 @@ class Batch(models.Model):
     # How many pairs still lacked judgments when an admin closed early.
     pairs_short_at_close = models.PositiveIntegerField(null=True, blank=True)
     gate_override_reason = models.TextField(blank=True)
+    # What the import does with text that looks like a patient identifier (annotation.labeling.phi).
+    phi_policy = models.CharField(max_length=10, choices=PhiPolicy.choices, default=PhiPolicy.BLOCK, db_default=PhiPolicy.BLOCK)
+    # Conflict of interest: may an adjudicator decide a pair they rated themselves? (admin setting, audited)
+    allow_self_adjudication = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -161,6 +170,9 @@ class Pair(models.Model):
     # that locks this row; the hot path filters on them instead of counting assignments.
     open_slots = models.PositiveSmallIntegerField(default=3)
     judgments_count = models.PositiveSmallIntegerField(default=0)
+    # Likely identifiers found on import under PhiPolicy.REVIEW ([{field, kind, text}]); null when
+    # none or once an admin cleared them. A batch with flagged pairs cannot open.
+    phi_findings = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "fingerprint"], name="pair_unique_in_batch")]

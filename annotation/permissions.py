@@ -12,6 +12,16 @@ def user_role(user) -> str | None:
     return profile.role
 
 
+class IsActiveUser(BasePermission):
+    """Logged in with an active account of any role. The default for the API: a deactivated
+    account reads nothing, even with a session or token issued before it was deactivated."""
+
+    message = "This needs an active account; a deactivated account reads nothing."
+
+    def has_permission(self, request, view) -> bool:
+        return user_role(request.user) is not None
+
+
 class IsAdminRole(BasePermission):
     message = "This needs the admin role."
 

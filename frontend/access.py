@@ -8,7 +8,19 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
 from annotation.models import Role
-from annotation.permissions import CanAdjudicate, user_role
+from annotation.permissions import CanAdjudicate, IsActiveUser, user_role
+
+
+def active_user_required(view):
+    """Any role, but an active account: a deactivated user's old session reads nothing."""
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if user_role(request.user) is None:
+            raise PermissionDenied(IsActiveUser.message)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def admin_required(view):

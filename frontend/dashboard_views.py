@@ -128,7 +128,7 @@ def rater_active(request, user_id: int):
     user = selectors.user_get(user_id=user_id)
     is_active = form.cleaned_data.get("is_active", False)
     services.rater_set_active(user=user, is_active=is_active, actor=request.user)
-    messages.success(request, f"{user.username} is now {'active' if is_active else 'deactivated: they get no new work'}.")
+    messages.success(request, f"{user.username} is now {'active' if is_active else 'deactivated: signed out everywhere, API tokens deleted, open leases released'}.")
     return redirect("dashboard-raters")
 
 

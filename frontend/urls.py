@@ -8,7 +8,7 @@ urlpatterns = [
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
-    path("favicon.ico", views.favicon),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("label/<int:batch_id>/", views.label, name="label"),
     path("workspace/<int:batch_id>/next.json", views.next_pair_json, name="workspace-next"),
     path("judgments/<int:judgment_id>/", views.judgment_review, name="judgment-review"),

@@ -3,7 +3,6 @@ of one's own judgments and their correction. Views validate input and call one s
 service."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -18,7 +17,7 @@ from annotation.models import ERROR_SPAN_TYPES, FLAG_CHOICES, BatchState, HarmSe
 from annotation import rules
 from annotation.permissions import user_role
 
-from .access import physician_required
+from .access import active_user_required, physician_required
 from .markdown import markdown_to_safe_html
 
 PREFERENCE_CHOICES = [(p.display, p.key, p.words) for p in rules.PREFERENCES]
@@ -68,7 +67,7 @@ def _judgment_form_context(batch) -> dict:
 
 @physician_required
 def label(request, batch_id: int):
-    return render(request, "frontend/label.html", _judgment_form_context(selectors.batch_get(batch_id=batch_id)))
+    return render(request, "frontend/label.html", _judgment_form_context(selectors.batch_labelable_by(user=request.user, batch_id=batch_id)))
 
 
 def _my_progress(*, user, batch_id: int) -> dict:
@@ -86,6 +85,7 @@ def next_pair_json(request, batch_id: int):
     so the page never renders untrusted Markdown itself."""
     prefer = request.GET.get("pair", "")
     try:
+        selectors.batch_labelable_by(user=request.user, batch_id=batch_id)
         assignment = pair_lease_next(rater=request.user, batch_id=batch_id,
                                      prefer_pair_id=int(prefer) if prefer.isdigit() else None)
     except DomainError as exc:
@@ -104,7 +104,7 @@ def _workspace_payload(assignment) -> dict:
     return payload
 
 
-@login_required
+@active_user_required
 def judgment_review(request, judgment_id: int):
     """One of my judgments, in the display order I saw, with my error spans highlighted."""
     judgment = selectors.judgments_visible_to(user=request.user).select_related(

@@ -6,6 +6,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import paginated_schema
 from annotation.permissions import IsAdminRole
 
 from . import selectors, services
@@ -46,7 +47,7 @@ class TrainingRunListApi(APIView):
                                        help_text='Flat hyper-parameters, or per-kind sections such as {"ppo": {"kl_coef": 0.1}}.')
 
     @extend_schema(parameters=[OpenApiParameter(n, str, required=False) for n in ("status", "kind", "batch", "export", "pipeline")],
-                   responses=TrainingRunOutputSerializer(many=True))
+                   responses=paginated_schema(TrainingRunOutputSerializer))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

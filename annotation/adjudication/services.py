@@ -9,7 +9,7 @@ from django.db import transaction
 
 from annotation.audit import audit_record
 from annotation.errors import DomainError, Forbidden
-from annotation.models import Adjudication, Pair
+from annotation.models import Adjudication, Judgment, Pair
 
 from .selectors import PREFERENCE_SYMBOLS, user_can_adjudicate
 
@@ -49,6 +49,10 @@ def adjudication_record(
     supersedes this one (newest wins), and every one is audited."""
     if not user_can_adjudicate(decided_by):
         raise Forbidden("Adjudication needs the admin role or a senior physician's adjudication right.")
+    rated_it = Judgment.objects.filter(pair_id=pair.pk, rater_id=decided_by.pk).exists()
+    if rated_it and not pair.batch.allow_self_adjudication:
+        raise Forbidden("You rated this pair yourself: another adjudicator must decide it "
+                        "(an admin may allow self-adjudication for this batch).")
     value = preference_parse(preference)
     note = (note or "").strip()
     if not note:
@@ -59,6 +63,7 @@ def adjudication_record(
         )
         audit_record(
             actor=decided_by, action="adjudication.recorded", obj=adjudication, batch=pair.batch_id,
-            data={"pair": pair.pk, "preference": value, "a_unsafe": bool(a_unsafe), "b_unsafe": bool(b_unsafe), "note": note},
+            data={"pair": pair.pk, "preference": value, "a_unsafe": bool(a_unsafe), "b_unsafe": bool(b_unsafe), "note": note,
+                  "self_rated": rated_it},
         )
     return adjudication

@@ -44,6 +44,7 @@ class BatchAgreementApi(APIView):
             return Response(report)
         table = params.validated_data["table"]
         text = agreement_reports.agreement_table_csv(report=report, table=table)
+        agreement_reports.agreement_download_record(actor=request.user, what=table, batch=batch, level=report["level"])
         filename = f"batch-{batch.pk}-{table}-{report['level']}.csv"
         return Response(text, content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -62,5 +63,6 @@ class AgreementTrendApi(APIView):
         points = agreement_reports.agreement_trend()
         if params.validated_data["format"] != "csv":
             return Response({"results": points})
+        agreement_reports.agreement_download_record(actor=request.user, what="trend")
         return Response(agreement_reports.rows_csv(points), content_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="agreement-trend.csv"'})

@@ -14,9 +14,7 @@ Selectors for the dashboard and the API:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import time
@@ -32,7 +30,9 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
 
 from annotation import agreement as engine
+from annotation.audit import audit_record
 from annotation.errors import DomainError
+from annotation.spreadsheet import csv_text
 from annotation.models import Adjudication, AgreementReport, Batch, BatchState, GateRule, Judgment, Pair
 
 logger = logging.getLogger(__name__)
@@ -396,16 +396,18 @@ def agreement_table_csv(*, report: dict, table: str) -> str:
     return rows_csv(rows)
 
 
+def agreement_download_record(*, actor, what: str, batch: Batch | None = None, level: str | None = None) -> None:
+    """Audit one download of an agreement table (per-rater figures name physicians)."""
+    audit_record(actor=actor, action="agreement.downloaded", obj=batch if batch is not None else actor,
+                 batch=batch, data={"table": what, "level": level})
+
+
 def rows_csv(rows: list[dict]) -> str:
     """Rows of a report table (or of the trend) as CSV: intervals become _low/_high columns, nested
-    objects prefixed columns, dates ISO 8601."""
+    objects prefixed columns, dates ISO 8601; text cells spreadsheet-safe (annotation.spreadsheet)."""
     flat = [_flatten(row) for row in rows]
     columns = list(dict.fromkeys(k for row in flat for k in row)) or ["empty"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(flat)
-    return out.getvalue()
+    return csv_text(flat, columns)
 
 
 def _flatten(row: dict) -> dict:

@@ -74,7 +74,7 @@ class ExportFileApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, export_id: int, name: str):
         snapshot = export_services.export_get(export_id=export_id)
-        fh = export_services.export_open_file(snapshot=snapshot, name=name)
+        fh = export_services.export_file_download(snapshot=snapshot, name=name, actor=request.user)
         content_type = "application/json" if name.endswith(".json") else (
             "application/x-ndjson" if name.endswith(".jsonl") else (
                 "text/markdown; charset=utf-8" if name.endswith(".md") else "application/octet-stream"))

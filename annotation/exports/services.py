@@ -557,6 +557,15 @@ def export_open_file(*, snapshot: ExportSnapshot, name: str) -> File:
     return default_storage.open(entry["path"], "rb")
 
 
+def export_file_download(*, snapshot: ExportSnapshot, name: str, actor) -> File:
+    """Open a snapshot's file for someone to take away, and record who took which file (exports
+    carry clinical text, so every download is in the audit trail)."""
+    entry = export_file_entry(snapshot=snapshot, name=name)
+    audit_record(actor=actor, action="export.downloaded", obj=snapshot, batch=snapshot.batch_id,
+                 data={"file": name, "sha256": entry["sha256"]})
+    return export_open_file(snapshot=snapshot, name=name)
+
+
 def export_file_sha256_verify(*, snapshot: ExportSnapshot, name: str) -> bool:
     """Whether the stored bytes still match the snapshot's checksum (for training workers that
     want to refuse a tampered or truncated dataset)."""

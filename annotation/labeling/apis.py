@@ -1,14 +1,13 @@
 """The labeling API (batches, pairs, the judging hot path, raters, audit): one thin class per operation. Input is validated by a nested
 InputSerializer, the work is one service or selector call, output is an OutputSerializer."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api import paginated, query_int
+from annotation.api import paginated, paginated_schema, query_int
 from annotation.labeling import selectors, services
 from annotation.labeling.assignment import (
     CANONICAL_LABELS,
@@ -20,9 +19,9 @@ from annotation.labeling.assignment import (
     preference_to_display,
 )
 from annotation.labeling.importing import pairs_import
-from annotation.models import FLAG_CHOICES, GateRule, HarmSeverity, RationalePolicy, Role
+from annotation.models import FLAG_CHOICES, GateRule, HarmSeverity, PhiPolicy, RationalePolicy, Role
 from annotation.parsers import NDJSONParser
-from annotation.permissions import IsAdminRole, IsPhysician
+from annotation.permissions import IsActiveUser, IsAdminRole, IsPhysician
 
 
 class BatchOutput(serializers.Serializer):
@@ -42,10 +41,12 @@ class BatchOutput(serializers.Serializer):
     gate_rule = serializers.CharField()
     training_pipeline = serializers.CharField()
     created_at = serializers.DateTimeField()
-    opened_at = serializers.DateTimeField()
-    closed_at = serializers.DateTimeField()
-    exported_at = serializers.DateTimeField()
+    opened_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    exported_at = serializers.DateTimeField(allow_null=True)
     pairs_short_at_close = serializers.IntegerField(allow_null=True)
+    phi_policy = serializers.CharField()
+    allow_self_adjudication = serializers.BooleanField()
     progress = serializers.SerializerMethodField()
 
     def get_progress(self, batch) -> dict:
@@ -154,6 +155,65 @@ class BatchCloseApi(APIView):
         services.batch_close(batch_id=batch_id, actor=request.user, force=data.validated_data["force"],
                              override_reason=data.validated_data["override_reason"].strip())
         return batch_response(batch_id)
+
+
+class BatchSettingsApi(APIView):
+    """Safety settings of a batch; every change is audited with its old and new value."""
+
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        allow_self_adjudication = serializers.BooleanField(
+            required=False, help_text="Let an adjudicator decide a pair they rated themselves (off by default).")
+        phi_policy = serializers.ChoiceField(
+            choices=PhiPolicy.values, required=False,
+            help_text="block: refuse an import with likely patient identifiers; review: import and flag the pairs.")
+
+    @extend_schema(request=InputSerializer, responses=BatchOutput)
+    def post(self, request, batch_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.batch_settings_update(batch_id=batch_id, actor=request.user, **data.validated_data)
+        return batch_response(batch_id)
+
+
+class PhiFindingOutput(serializers.Serializer):
+    field = serializers.CharField()
+    kind = serializers.CharField()
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+
+
+class FlaggedPairOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    prompt = serializers.CharField(source="prompt.text")
+    response_a = serializers.CharField(source="completion_a.text")
+    response_b = serializers.CharField(source="completion_b.text")
+    phi_findings = PhiFindingOutput(many=True)
+
+
+class BatchPhiReviewApi(APIView):
+    """Pairs flagged by the PHI guard (batch phi_policy "review"); the batch opens once none is left."""
+
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        pair_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=10_000)
+        note = serializers.CharField(max_length=2000, help_text="Why these pairs carry no patient identifier.")
+
+    @extend_schema(responses=paginated_schema(FlaggedPairOutput))
+    def get(self, request, batch_id: int):
+        pairs = selectors.pairs_flagged_phi(batch_id=batch_id)
+        return paginated(request, self, pairs, FlaggedPairOutput)
+
+    @extend_schema(request=InputSerializer, responses={200: inline_serializer("PhiCleared", {"cleared": serializers.IntegerField()})})
+    def post(self, request, batch_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        selectors.batch_get(batch_id=batch_id)
+        cleared = services.batch_phi_clear(batch_id=batch_id, actor=request.user, **data.validated_data)
+        return Response({"cleared": cleared})
 
 
 # ---------------------------------------------------------------- physicians: the hot path
@@ -273,7 +333,7 @@ class AssignmentOutput(serializers.Serializer):
 
 
 class AssignmentListApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=AssignmentOutput(many=True))
     def get(self, request):
@@ -281,7 +341,7 @@ class AssignmentListApi(APIView):
 
 
 class AssignmentDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=dict)
     def get(self, request, assignment_id: int):
@@ -292,9 +352,9 @@ class AssignmentDetailApi(APIView):
 class JudgmentListApi(APIView):
     """Physicians get their own judgments; admins get everyone's (filter with ?batch=)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
-    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=JudgmentOutput(many=True))
+    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=paginated_schema(JudgmentOutput))
     def get(self, request):
         qs = selectors.judgments_visible_to(user=request.user, batch_id=query_int(request, "batch"))
         return paginated(request, self, qs, JudgmentOutput)
@@ -316,7 +376,7 @@ class RaterListCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
-        password = serializers.CharField(min_length=8, write_only=True)
+        password = serializers.CharField(write_only=True, help_text="Checked by AUTH_PASSWORD_VALIDATORS.")
         specialty = serializers.CharField(max_length=100)
         role = serializers.ChoiceField(choices=Role.values, default=Role.PHYSICIAN)
         credentials = serializers.CharField(required=False, allow_blank=True, default="")
@@ -352,10 +412,16 @@ class RaterActiveApi(APIView):
         return Response(RaterOutput(profile).data)
 
 
-class SpecialtyListApi(APIView):
-    permission_classes = [IsAuthenticated]
+class SpecialtyOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
 
-    @extend_schema(responses=dict)
+
+class SpecialtyListApi(APIView):
+    permission_classes = [IsActiveUser]
+
+    @extend_schema(responses=SpecialtyOutput(many=True))
     def get(self, request):
         from annotation.models import Specialty
 
@@ -376,7 +442,7 @@ class AuditEventOutput(serializers.Serializer):
 class AuditListApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(responses=AuditEventOutput(many=True))
+    @extend_schema(responses=paginated_schema(AuditEventOutput))
     def get(self, request):
         p = request.query_params
         qs = selectors.audit_events(username=p.get("user"), batch_id=query_int(request, "batch"),
@@ -385,7 +451,7 @@ class AuditListApi(APIView):
 
 
 class MeApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsActiveUser]
 
     @extend_schema(responses=dict)
     def get(self, request):

@@ -9,7 +9,7 @@ from django.db import connection, models
 
 def bulk_insert(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple]) -> list[int]:
     """Insert rows (tuples in `columns` order, database column names) and return their new ids
-    in the same order. JSON values may be given as Python objects. Call inside a transaction."""
+    in the same order. JSON values may be given as Python objects (None is SQL NULL). Call inside a transaction."""
     if not rows:
         return []
     table = model._meta.db_table
@@ -24,7 +24,9 @@ def bulk_insert(model: type[models.Model], columns: Sequence[str], rows: Sequenc
             raw = cursor.cursor  # the psycopg cursor under Django's wrapper
             with raw.copy(f'COPY "{table}" ({column_sql}) FROM STDIN') as copy:
                 for new_id, row in zip(ids, rows):
-                    copy.write_row((new_id, *(json.dumps(v) if i in json_columns else v for i, v in enumerate(row))))
+                    # None stays SQL NULL (as the ORM stores it), not the JSON value null.
+                    copy.write_row((new_id, *(json.dumps(v) if i in json_columns and v is not None else v
+                                              for i, v in enumerate(row))))
         return ids
     fields = [_field_by_column(model, c) for c in columns]
     objs = [model(**{f.attname: v for f, v in zip(fields, row)}) for row in rows]

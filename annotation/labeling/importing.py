@@ -15,10 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
+from annotation.labeling import phi
 from annotation.labeling.bulk import bulk_insert
 from annotation.errors import Conflict, ImportRejected
 from annotation.rules import PREFERENCES
-from annotation.models import Batch, BatchState, Completion, Pair, Preference, Prompt, Specialty
+from annotation.models import Batch, BatchState, Completion, Pair, PhiPolicy, Preference, Prompt, Specialty
 
 GOLD_VALUES = {p.symbol: p.value for p in PREFERENCES}
 MAX_REPORTED_ERRORS = 1000
@@ -105,6 +106,9 @@ def _parse_line(number: int, raw: bytes | str, max_chars: int) -> list[ParsedPai
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _LineError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        # json.loads recurses once per nesting level; a pair object is at most a few levels deep.
+        raise _LineError("invalid JSON: nested too deeply")
     if not isinstance(obj, dict):
         raise _LineError("each line must be a JSON object")
     prompt = _text(obj, "prompt", max_chars)
@@ -183,13 +187,40 @@ def pairs_import(*, batch: Batch, lines: Iterable[bytes | str], actor,
         raise Conflict(f"Batch {batch.name!r} is {batch.state}; pairs can only be added to a draft or open batch.")
     existing = set(Pair.objects.filter(batch=batch).values_list("fingerprint", flat=True))
     parsed = pairs_parse(lines, existing_fingerprints=existing, progress=progress)
+    findings = pairs_phi_scan(parsed)
+    # Flagging for review only works before the batch opens: an open batch would serve the pair at once.
+    if findings and (batch.phi_policy == PhiPolicy.BLOCK or batch.state != BatchState.DRAFT):
+        raise ImportRejected(sorted(
+            ({"line": parsed[i].line, "message": "likely patient identifier: " + ", ".join(
+                sorted({f"{phi.KIND_WORDS[f['kind']]} in {f['field']}" for f in found}))}
+             for i, found in findings.items()), key=lambda e: e["line"])[:MAX_REPORTED_ERRORS])
     with transaction.atomic():
-        created = _pairs_write(batch=batch, parsed=parsed)
-        audit_record(actor=actor, action="batch.pairs_imported", obj=batch, batch=batch, data={"pairs": created})
+        created = _pairs_write(batch=batch, parsed=parsed, phi_findings=findings)
+        audit_record(actor=actor, action="batch.pairs_imported", obj=batch, batch=batch,
+                     data={"pairs": created, "pairs_flagged_phi": len(findings)})
     return created
 
 
-def _pairs_write(*, batch: Batch, parsed: list[ParsedPair]) -> int:
+def pairs_phi_scan(parsed: list[ParsedPair]) -> dict[int, list[dict]]:
+    """Likely identifiers per parsed pair (index -> findings); each distinct text is scanned once,
+    since a prompt with n completions appears in n(n-1)/2 pairs."""
+    cache: dict[str, list] = {}
+
+    def scan(text: str) -> list:
+        if text not in cache:
+            cache[text] = phi.phi_find(text)
+        return cache[text]
+
+    out: dict[int, list[dict]] = {}
+    for i, p in enumerate(parsed):
+        found = [f.as_dict(field=name) for name, text in (("prompt", p.prompt), ("response_a", p.a.text), ("response_b", p.b.text))
+                 for f in scan(text)]
+        if found:
+            out[i] = found
+    return out
+
+
+def _pairs_write(*, batch: Batch, parsed: list[ParsedPair], phi_findings: dict[int, list[dict]] | None = None) -> int:
     """Three COPYs: prompts and completions (each distinct one once), then the pairs."""
     now = timezone.now()
     prompts: dict[tuple[str, str], dict] = {}
@@ -209,14 +240,15 @@ def _pairs_write(*, batch: Batch, parsed: list[ParsedPair]) -> int:
         [(*key, external_id) for key, external_id in completions.items()])))
 
     rows = []
-    for p in parsed:
+    phi_findings = phi_findings or {}
+    for i, p in enumerate(parsed):
         prompt_id = prompt_ids[(p.prompt_id, p.prompt)]
         a_id = completion_ids[(prompt_id, p.a.text, p.a.model, p.a.model_version)]
         b_id = completion_ids[(prompt_id, p.b.text, p.b.model, p.b.model_version)]
         rows.append((batch.pk, prompt_id, a_id, b_id, p.external_id, p.fingerprint, p.gold, p.metadata,
-                     batch.raters_per_pair, 0))
+                     batch.raters_per_pair, 0, phi_findings.get(i)))
     bulk_insert(Pair, ["batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id", "fingerprint",
-                       "gold_preference", "metadata", "open_slots", "judgments_count"], rows)
+                       "gold_preference", "metadata", "open_slots", "judgments_count", "phi_findings"], rows)
     return len(rows)
 
 

@@ -19,6 +19,23 @@ def batch_get(*, batch_id: int) -> Batch:
     return batch
 
 
+def batch_labelable_by(*, user, batch_id: int) -> Batch:
+    """An open batch of the physician's specialty. Any other batch (a draft, a closed one,
+    another specialty's) looks exactly like a missing one: its name and rubric stay hidden."""
+    profile = getattr(user, "profile", None)
+    batch = Batch.objects.select_related("specialty").filter(
+        pk=batch_id, state=BatchState.OPEN, specialty_id=getattr(profile, "specialty_id", None)).first()
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} does not exist or is not open for your specialty.")
+    return batch
+
+
+def pairs_flagged_phi(*, batch_id: int) -> QuerySet[Pair]:
+    batch_get(batch_id=batch_id)
+    return (Pair.objects.filter(batch_id=batch_id, phi_findings__isnull=False)
+            .select_related("prompt", "completion_a", "completion_b").order_by("id"))
+
+
 def batches_with_progress(*, states: list[str] | None = None, specialty_id: int | None = None) -> QuerySet[Batch]:
     """Batches annotated with pairs, judgments done / needed and active raters, in one query."""
     pairs = Pair.objects.filter(batch=OuterRef("pk"), gold_preference__isnull=True)

@@ -1,16 +1,22 @@
 """Writes of the annotation domain other than importing and judging: raters, batches and
 the batch state machine. Every function is keyword-only, atomic, and audited."""
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from rest_framework.authtoken.models import Token
 
 from annotation.audit import audit_record
 from annotation.errors import Conflict, DomainError, InvalidTransition, NotFound
 from annotation.events import batch_event_emit
+from annotation.labeling import hotsql
 from annotation.models import (
-    Batch, BatchEvent, BatchState, GateRule, Pair, Profile, RationalePolicy, Role, Specialty, default_rubric,
+    Assignment, AssignmentStatus, Batch, BatchEvent, BatchState, GateRule, Pair, PhiPolicy, Profile, RationalePolicy, Role,
+    Specialty, default_rubric,
 )
 
 User = get_user_model()
@@ -62,8 +68,7 @@ def rater_create(
         raise Conflict(f"User {username!r} already exists.")
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.")
-    if len(password or "") < 8:
-        raise DomainError("Password must have at least 8 characters.")
+    password_check(password=password, username=username, email=email)
     specialty, created = specialty_get_or_create(name=specialty_name)
     user = User.objects.create_user(username=username, password=password, email=email, is_staff=role == Role.ADMIN)
     profile = Profile.objects.create(user=user, role=role, specialty=specialty, credentials=credentials)
@@ -71,13 +76,60 @@ def rater_create(
     return user, created
 
 
+def password_check(*, password: str, username: str, email: str = "") -> None:
+    """Django's AUTH_PASSWORD_VALIDATORS, the same ones the admin's password forms run, for every
+    other way a password is set (the raters API, `manage.py add_rater`)."""
+    try:
+        validate_password(password or "", user=User(username=username, email=email))
+    except ValidationError as exc:
+        raise DomainError("Password refused: " + " ".join(exc.messages)) from exc
+
+
 @transaction.atomic
 def rater_set_active(*, user: User, is_active: bool, actor) -> Profile:
+    """Activate or deactivate an account. Deactivation takes effect at once: the account can no
+    longer log in (User.is_active, which Django's session auth and our token auth both check),
+    its sessions and API tokens are deleted, and its open leases go back to the pool."""
+    if not is_active and actor is not None and actor.pk == user.pk:
+        raise Conflict("You cannot deactivate your own account; ask another admin.")
     profile = Profile.objects.select_for_update().get(user=user)
     profile.is_active = is_active
     profile.save(update_fields=["is_active"])
-    audit_record(actor=actor, action="rater.activated" if is_active else "rater.deactivated", obj=profile)
+    User.objects.filter(pk=user.pk).update(is_active=is_active)
+    user.is_active = is_active
+    data: dict = {}
+    if not is_active:
+        data = {
+            "sessions_ended": user_sessions_end(user_id=user.pk),
+            "tokens_deleted": Token.objects.filter(user_id=user.pk).delete()[0],
+            "leases_released": rater_leases_release(rater_id=user.pk),
+        }
+    audit_record(actor=actor, action="rater.activated" if is_active else "rater.deactivated", obj=profile, data=data)
     return profile
+
+
+def user_sessions_end(*, user_id: int) -> int:
+    """Delete every stored session of the user. Sessions are opaque rows keyed by a random id,
+    so finding a user's means decoding the unexpired ones; deactivation is rare enough."""
+    ended = []
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get(SESSION_KEY)) == str(user_id):
+            ended.append(session.session_key)
+    Session.objects.filter(session_key__in=ended).delete()
+    return len(ended)
+
+
+def rater_leases_release(*, rater_id: int) -> int:
+    """Expire the rater's running leases and give their slots back (calibration leases hold no
+    slot, as in pair_lease_next). Call inside a transaction."""
+    leased = list(
+        Assignment.objects.select_for_update().filter(rater_id=rater_id, status=AssignmentStatus.LEASED)
+        .order_by("id").values_list("id", "pair_id", "is_calibration")
+    )
+    Assignment.objects.filter(id__in=[a for a, _, _ in leased]).update(status=AssignmentStatus.EXPIRED)
+    for pair_id in sorted(pair_id for _, pair_id, calibration in leased if not calibration):
+        hotsql.pair_slots_add(pair_id=pair_id, delta=1)
+    return len(leased)
 
 
 def _validate_rubric(rubric: list) -> list[dict]:
@@ -189,6 +241,13 @@ def batch_transition(*, batch_id: int, to_state: str, actor, force: bool = False
         if to_state == BatchState.OPEN:
             if not Pair.objects.filter(batch=batch).exists():
                 raise Conflict(f"Batch {batch.name!r} has no pairs; import pairs before opening it.")
+            flagged = Pair.objects.filter(batch=batch, phi_findings__isnull=False).count()
+            if flagged:
+                raise Conflict(
+                    f"{flagged} pair(s) look like they contain patient identifiers; review them "
+                    f"(GET /api/batches/{batch.pk}/phi/) and clear them before opening the batch.",
+                    extra={"pairs_flagged": flagged},
+                )
             batch.opened_by, batch.opened_at = actor, now
             fields += ["opened_by", "opened_at"]
         elif to_state == BatchState.CLOSED:
@@ -215,6 +274,43 @@ def batch_transition(*, batch_id: int, to_state: str, actor, force: bool = False
             event = BatchEvent.objects.create(batch=batch, kind=BatchEvent.Kind.BATCH_CLOSED, payload=data)
             batch_event_emit(event=event)
         return batch
+
+
+@transaction.atomic
+def batch_settings_update(*, batch_id: int, actor, allow_self_adjudication: bool | None = None,
+                          phi_policy: str | None = None) -> Batch:
+    """Admin settings of a batch that bear on safety: whether an adjudicator may decide a pair they
+    rated (conflict of interest; off by default) and what an import does with likely patient
+    identifiers. Every change is audited with the old and new value."""
+    batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} does not exist.")
+    if phi_policy is not None and phi_policy not in PhiPolicy.values:
+        raise DomainError(f"phi_policy must be one of {', '.join(PhiPolicy.values)}.")
+    changes = {}
+    for name, value in (("allow_self_adjudication", allow_self_adjudication), ("phi_policy", phi_policy)):
+        if value is not None and getattr(batch, name) != value:
+            changes[name] = {"from": getattr(batch, name), "to": value}
+            setattr(batch, name, value)
+    if changes:
+        batch.save(update_fields=list(changes))
+        audit_record(actor=actor, action="batch.settings_changed", obj=batch, batch=batch, data=changes)
+    return batch
+
+
+@transaction.atomic
+def batch_phi_clear(*, batch_id: int, actor, pair_ids: list[int], note: str) -> int:
+    """An admin has read the flagged pairs and says they carry no patient identifier. The findings
+    move into the audit trail with the note; the pairs no longer hold the batch shut."""
+    note = (note or "").strip()
+    if not note:
+        raise DomainError("Say why these pairs carry no patient identifier (note is required).")
+    pairs = list(Pair.objects.select_for_update().filter(batch_id=batch_id, pk__in=pair_ids, phi_findings__isnull=False))
+    for pair in pairs:
+        audit_record(actor=actor, action="pair.phi_cleared", obj=pair, batch=batch_id,
+                     data={"findings": pair.phi_findings, "note": note})
+    Pair.objects.filter(pk__in=[p.pk for p in pairs]).update(phi_findings=None)
+    return len(pairs)
 
 
 def batch_open(*, batch_id: int, actor) -> Batch:

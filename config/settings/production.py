@@ -3,15 +3,13 @@
 
 import os
 
-from django.core.exceptions import ImproperlyConfigured
-
 from .base import *  # noqa: F401,F403
-from .base import STORAGES, env_bool
+from .base import SPECTACULAR_SETTINGS, STORAGES, env_bool
+from .secrets import secret_key_check
 
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if len(SECRET_KEY) < 50 and not env_bool("CLINPREF_ALLOW_WEAK_SECRET", False):
-    raise ImproperlyConfigured("Set SECRET_KEY to a random string of at least 50 characters.")
+secret_key_check(SECRET_KEY, allow_weak=env_bool("CLINPREF_ALLOW_WEAK_SECRET", False))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
@@ -26,3 +24,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = 8 * 3600
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
+SESSION_COOKIE_SAMESITE = "Lax"
+# The API schema and docs list every admin operation: admins only in production.
+SPECTACULAR_SETTINGS = {**SPECTACULAR_SETTINGS, "SERVE_PERMISSIONS": ["annotation.permissions.IsAdminRole"]}

@@ -46,6 +46,10 @@ def page(browser):
     page.set_default_timeout(10_000)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The Content-Security-Policy forbids inline script: a page that still relied on one would
+    # log a violation here instead of failing loudly.
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -316,3 +320,29 @@ def test_senior_physician_adjudicates_and_corrects_a_judgment(page, live_server,
     assert current.revision == 2 and current.preference == -2 and current.flags["a"] == ["hallucination"]
     assert page.url.endswith(f"/judgments/{current.pk}/")
     assert page.locator(".revisions .history-old").count() == 1
+
+
+MARKUP = '<script>alert("x")</script><img src=x onerror="alert(1)"><b>bold</b>'
+
+
+def test_markup_in_names_prompts_answers_and_rationales_is_shown_as_text(page, live_server, physician, admin_user):
+    """No dialog opens (the page fixture fails on one), no element is injected, the text reads as written."""
+    batch = factories.BatchFactory(name="Batch " + MARKUP, specialty=physician.profile.specialty,
+                                   state=BatchState.OPEN, calibration_rate=0.0, raters_per_pair=1)
+    pair = factories.make_pair(batch, "Prompt " + MARKUP, "Answer one " + MARKUP, "Answer two " + MARKUP)
+    login(page, live_server, physician.username)
+    page.goto(f"{live_server.url}/label/{batch.pk}/")
+    wait_for_new_pair(page, None)
+    assert page.locator("main img, main b").count() == 0
+    assert page.locator("main script:not([type='application/json']):not([src])").count() == 0
+    assert MARKUP in page.locator("#prompt").inner_text()
+    judgment = factories.add_judgment(pair, physician, 1, rationale="Rationale " + MARKUP)
+    page.goto(f"{live_server.url}/judgments/{judgment.pk}/")
+    assert page.locator("main img, main b").count() == 0 and ("Rationale " + MARKUP) in page.locator("main").inner_text()
+    page.goto(f"{live_server.url}/")
+    assert ("Batch " + MARKUP) in page.locator("main").inner_text()
+    page.context.clear_cookies()
+    login(page, live_server, admin_user.username)
+    for url in (f"/dashboard/batches/{batch.pk}/", "/dashboard/", f"/adjudicate/pairs/{pair.pk}/", "/dashboard/audit/"):
+        page.goto(live_server.url + url)
+        assert page.locator("main img, main b").count() == 0, url

@@ -143,3 +143,31 @@ def test_senior_physician_is_kept_to_their_specialty(disputed):
     assert client.post(f"/api/pairs/{pairs[0].pk}/adjudication/", {"preference": "=", "note": "No."}, format="json").status_code == 404
     assert client.get(f"/api/batches/{batch.pk}/disputes/").status_code == 404
     assert not Adjudication.objects.exists()
+
+
+def test_adjudicator_may_not_decide_a_pair_they_rated_unless_the_batch_allows_it(disputed, admin_user):
+    batch, pairs, raters = disputed
+    senior = raters[0]
+    senior.profile.can_adjudicate = True
+    senior.profile.save(update_fields=["can_adjudicate"])
+    with pytest.raises(Forbidden, match="rated this pair yourself"):
+        adjudication_services.adjudication_record(pair=pairs[0], decided_by=senior, preference=0, note="Mine.")
+    assert not Adjudication.objects.exists()
+    # Over the API it is a 403 with the reason.
+    refused = client_for(senior).post(f"/api/pairs/{pairs[0].pk}/adjudication/", {"preference": "=", "note": "Mine."}, format="json")
+    assert refused.status_code == 403 and "rated this pair yourself" in refused.json()["detail"]
+    # An admin allows it for this batch: audited, and the decision records that its author rated the pair.
+    from annotation.labeling.services import batch_settings_update
+
+    batch_settings_update(batch_id=batch.pk, actor=admin_user, allow_self_adjudication=True)
+    assert AuditEvent.objects.get(action="batch.settings_changed").data == {"allow_self_adjudication": {"from": False, "to": True}}
+    pairs[0].refresh_from_db()
+    adjudication_services.adjudication_record(pair=pairs[0], decided_by=senior, preference=0, note="Mine, allowed.")
+    assert AuditEvent.objects.get(action="adjudication.recorded").data["self_rated"] is True
+    # Someone who did not rate the pair was never affected.
+    outsider = factories.physician("doc_outside", batch.specialty)
+    outsider.profile.can_adjudicate = True
+    outsider.profile.save(update_fields=["can_adjudicate"])
+    batch_settings_update(batch_id=batch.pk, actor=admin_user, allow_self_adjudication=False)
+    pairs[1].refresh_from_db()
+    adjudication_services.adjudication_record(pair=pairs[1], decided_by=outsider, preference=0, note="Independent.")

@@ -33,6 +33,11 @@ class Profile(models.Model):
     is_active = models.BooleanField(default=True, help_text="Inactive raters get no new work.")
     # A senior physician may adjudicate disagreements without being an admin.
     can_adjudicate = models.BooleanField(default=False)
+    # Counters over this rater's current judgments, kept by judgment_submit in its transaction
+    # so the raters page never scans the judgments table.
+    judgments_count = models.PositiveIntegerField(default=0)
+    time_spent_ms_total = models.PositiveBigIntegerField(default=0)
+    time_spent_n = models.PositiveIntegerField(default=0, help_text="Current judgments that report time_spent_ms.")
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
@@ -92,6 +97,17 @@ class Batch(models.Model):
     # How many pairs still lacked judgments when an admin closed early.
     pairs_short_at_close = models.PositiveIntegerField(null=True, blank=True)
     gate_override_reason = models.TextField(blank=True)
+
+    # Progress counters, kept by the services that write pairs and judgments inside the same
+    # transaction (importing, judgment_submit), so lists and pages never count a batch's rows.
+    # annotation.labeling.services.batch_counters_recount rebuilds them from the rows.
+    pairs_count = models.PositiveIntegerField(default=0, help_text="Regular (non-calibration) pairs.")
+    calibration_count = models.PositiveIntegerField(default=0, help_text="Calibration (gold) pairs.")
+    judgments_done = models.PositiveIntegerField(default=0, help_text="First judgments of regular pairs (corrections excluded).")
+    pairs_complete = models.PositiveIntegerField(default=0, help_text="Regular pairs with raters_per_pair judgments.")
+    # Every judgment row ever written (revisions and calibration included): judgments are never
+    # updated in place, so this changes whenever the batch's agreement can change.
+    judgment_rows = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -271,6 +287,8 @@ class AgreementReport(models.Model):
     # Changes whenever a judgment or adjudication of the batch is written.
     fingerprint = models.CharField(max_length=64)
     payload = models.JSONField()
+    # The few figures the agreement-across-batches page shows, so it never loads whole payloads.
+    headline = models.JSONField(default=dict)
     computed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -293,6 +311,35 @@ class ExportSnapshot(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "version"], name="export_version_unique")]
         ordering = ["-created_at"]
+
+
+class ImportJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """A pairs import running in the background: the uploaded file waits in storage, a task
+    validates and writes it all or nothing, and this row carries progress and line errors."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=ImportJobStatus.choices, default=ImportJobStatus.QUEUED)
+    source = models.CharField(max_length=500, help_text="Storage name of the uploaded JSONL file.")
+    source_bytes = models.PositiveBigIntegerField(default=0)
+    lines_read = models.PositiveIntegerField(default=0)
+    pairs_created = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["batch", "-created_at"], name="import_job_batch_idx")]
 
 
 class BatchEvent(models.Model):

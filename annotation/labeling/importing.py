@@ -276,7 +276,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
     from django.core.files.storage import default_storage
 
     with transaction.atomic():
-        job = ImportJob.objects.select_for_update().select_related("batch", "created_by").get(pk=job_id)
+        job = ImportJob.objects.select_for_update(of=("self",)).select_related("created_by").get(pk=job_id)
         if job.status != ImportJobStatus.QUEUED:
             return job
         job.status, job.started_at = ImportJobStatus.RUNNING, timezone.now()

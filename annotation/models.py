@@ -209,6 +209,8 @@ class Assignment(models.Model):
             models.Index(fields=["rater", "status"], name="assignment_rater_status_idx"),
             models.Index(fields=["expires_at"], name="assignment_lease_idx", condition=Q(status="leased")),
             models.Index(fields=["batch", "status"], name="assignment_batch_status_idx"),
+            # GET /api/assignments/: a rater's newest leases without sorting all of them.
+            models.Index(fields=["rater", "-leased_at"], name="assignment_rater_recent_idx"),
         ]
 
 
@@ -260,7 +262,11 @@ class Judgment(models.Model):
             models.UniqueConstraint(fields=["rater", "idempotency_key"], name="judgment_idempotent"),
             models.UniqueConstraint(fields=["pair", "rater"], condition=Q(is_current=True), name="judgment_one_current"),
         ]
-        indexes = [models.Index(fields=["batch", "is_current"], name="judgment_batch_current_idx")]
+        indexes = [
+            models.Index(fields=["batch", "is_current"], name="judgment_batch_current_idx"),
+            # A rater's newest judgments (their list, the queue page) without sorting all of them.
+            models.Index(fields=["rater", "-id"], name="judgment_rater_recent_idx"),
+        ]
 
 
 class Adjudication(models.Model):

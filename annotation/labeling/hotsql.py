@@ -151,3 +151,14 @@ def judgment_by_key(*, rater_id: int, key: str) -> tuple[int, int] | None:
     """(judgment id, assignment id) already stored under this idempotency key, if any."""
     return _one("SELECT id, assignment_id FROM annotation_judgment WHERE rater_id = %s AND idempotency_key = %s",
                 [rater_id, key])
+
+
+def pairs_left_for_rater(*, batch_id: int, rater_id: int, cap: int) -> int:
+    """Open regular pairs of a batch that the rater holds no live or finished assignment on, up to cap."""
+    return _one(
+        "SELECT COUNT(*) FROM (SELECT p.id FROM annotation_pair p "
+        "WHERE p.batch_id = %s AND p.gold_preference IS NULL AND p.open_slots > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM annotation_assignment y WHERE y.pair_id = p.id AND y.rater_id = %s "
+        "AND y.status <> 'expired') ORDER BY p.open_slots, p.id LIMIT %s) AS open_pairs",
+        [batch_id, rater_id, cap],
+    )[0]

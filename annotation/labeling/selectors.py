@@ -7,6 +7,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import NotFound
+from annotation.labeling import hotsql
 from annotation.models import Assignment, AssignmentStatus, AuditEvent, Batch, BatchState, ImportJob, Judgment, Pair, Profile, Role
 
 User = get_user_model()
@@ -59,8 +60,8 @@ def batch_progress(batch: Batch) -> dict:
     }
 
 
-# Counting what is left for one physician stops here: past it the page says "more than".
-PAIRS_LEFT_COUNT_CAP = 1000
+# Counting what is left for one physician stops here; past it, an upper bound from the counters.
+PAIRS_LEFT_COUNT_CAP = 200
 
 
 def physician_queue(*, user) -> list[dict]:
@@ -78,27 +79,31 @@ def physician_queue(*, user) -> list[dict]:
             "batch": batch,
             "progress": progress,
             "mine_done": mine.get(batch.pk, 0),
-            "left_for_me": physician_pairs_left(user=user, batch=batch),
+            "left_for_me": physician_pairs_left(user=user, batch=batch, mine_done=mine.get(batch.pk, 0)),
         })
     return out
 
 
-def physician_pairs_left(*, user, batch: Batch, cap: int = PAIRS_LEFT_COUNT_CAP) -> int:
-    """Regular pairs this physician could still be given in the batch, counted up to `cap`.
+def physician_pairs_left(*, user, batch: Batch, mine_done: int = 0, cap: int = PAIRS_LEFT_COUNT_CAP) -> int:
+    """Regular pairs this physician could still be given in the batch: exact below `cap`; at or
+    above it, the batch's regular pairs not complete and not yet judged by them (an upper bound
+    from the counters, never below the cap).
 
-    Walks the batch's open-pair index (pair_open_idx) and stops after `cap` hits, so the cost
-    grows with the physician's own work in the batch and the cap, never with the batch's size."""
-    taken = Assignment.objects.filter(pair=OuterRef("pk"), rater=user).exclude(status=AssignmentStatus.EXPIRED)
-    open_pairs = (
-        Pair.objects.filter(batch=batch, gold_preference__isnull=True, open_slots__gt=0)
-        .exclude(Exists(taken)).order_by("open_slots", "id").values("id")
-    )
-    return open_pairs[:cap].count()
+    Walks the batch's open-pair index (pair_open_idx, in the hot path's order) and stops after
+    `cap` hits, so the cost grows with the physician's own work in the batch and the cap, never
+    with the batch's size. Hand-written: the ORM's count of a slice dropped the ORDER BY that
+    keeps PostgreSQL on the index (it hashed every open pair of the batch instead)."""
+    counted = hotsql.pairs_left_for_rater(batch_id=batch.pk, rater_id=user.pk, cap=cap)
+    if counted < cap:
+        return counted
+    return max(cap, batch.pairs_count - batch.pairs_complete - mine_done)
 
 
 def judgments_visible_to(*, user, batch_id: int | None = None) -> QuerySet[Judgment]:
     """A physician sees only their own judgments; an admin sees all."""
-    qs = Judgment.objects.select_related("rater", "pair", "batch").order_by("-created_at", "-id")
+    # Newest first by id (ids come from one sequence, in creation order): the primary key and
+    # judgment_rater_recent_idx serve it without sorting a rater's or the table's judgments.
+    qs = Judgment.objects.select_related("rater", "pair", "batch").order_by("-id")
     if not (hasattr(user, "profile") and user.profile.role == Role.ADMIN):
         qs = qs.filter(rater=user)
     if batch_id is not None:

@@ -119,6 +119,14 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['batch', '-created_at'], name='import_job_batch_idx')],
             },
         ),
+        migrations.AddIndex(
+            model_name='assignment',
+            index=models.Index(fields=['rater', '-leased_at'], name='assignment_rater_recent_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='judgment',
+            index=models.Index(fields=['rater', '-id'], name='judgment_rater_recent_idx'),
+        ),
         migrations.RunSQL(FILL_BATCH_COUNTERS, migrations.RunSQL.noop),
         migrations.RunSQL(FILL_PROFILE_COUNTERS, migrations.RunSQL.noop),
         migrations.RunPython(fill_headlines, migrations.RunPython.noop),

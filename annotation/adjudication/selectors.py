@@ -76,7 +76,10 @@ def _latest_adjudications(*, batch: Batch) -> dict[int, int]:
     """pair id -> preference of the newest adjudication (newest by time, then id)."""
     latest: dict[int, int] = {}
     for pair_id, pref in (
-        Adjudication.objects.filter(pair__batch=batch).order_by("pair_id", "-created_at", "-id").values_list("pair_id", "preference")
+        # Adjudicated pairs first (few), then their batch: joining on the batch's pairs scanned them all.
+        Adjudication.objects.filter(pair_id__in=list(Pair.objects.filter(
+            pk__in=set(Adjudication.objects.values_list("pair_id", flat=True)), batch=batch).values_list("pk", flat=True)))
+        .order_by("pair_id", "-created_at", "-id").values_list("pair_id", "preference")
     ):
         latest.setdefault(pair_id, pref)
     return latest

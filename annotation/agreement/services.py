@@ -279,10 +279,19 @@ def _fingerprint(*, judgment_rows: int, calibration_count: int, adjudications: d
 
 
 def _adjudication_marks(batch_ids: list[int]) -> dict[int, dict]:
-    """Count and newest id of each batch's adjudications (one grouped query; adjudications are few)."""
-    rows = (Adjudication.objects.filter(pair__batch_id__in=batch_ids).values("pair__batch_id")
-            .annotate(n=Count("id"), top=Max("id")).values_list("pair__batch_id", "n", "top"))
-    return {batch_id: {"n": n, "top": top} for batch_id, n, top in rows}
+    """Count and newest id of each batch's adjudications (two queries bounded by the number of
+    adjudications: human decisions, few next to the pairs)."""
+    # From the adjudications to their pairs, never the other way: joining on the pairs' batch
+    # let the planner scan every pair of the batch to find a handful of adjudicated ones.
+    adjudications = list(Adjudication.objects.values_list("pair_id", "id"))
+    pair_batch = dict(Pair.objects.filter(pk__in={p for p, _ in adjudications}, batch_id__in=batch_ids).values_list("pk", "batch_id"))
+    marks: dict[int, dict] = {}
+    for pair_id, adjudication_id in adjudications:
+        if pair_id in pair_batch:
+            mark = marks.setdefault(pair_batch[pair_id], {"n": 0, "top": None})
+            mark["n"] += 1
+            mark["top"] = max(mark["top"] or 0, adjudication_id)
+    return marks
 
 
 def batch_agreement_fingerprint(*, batch: Batch) -> str:

@@ -63,7 +63,8 @@ def batch_disputed_items(*, batch: Batch) -> dict:
 
     from annotation.agreement.services import batch_agreement_fingerprint
 
-    key = f"disputes:{batch.pk}:{batch_agreement_fingerprint(batch=batch)}"
+    # created_at too: a database that reuses ids (SQLite after a rollback) must not meet an old entry.
+    key = f"disputes:{batch.pk}:{batch.created_at.timestamp()}:{batch_agreement_fingerprint(batch=batch)}"
     found = cache.get(key)
     if found is None:
         rows = list(Judgment.objects.filter(batch=batch, is_current=True).values_list("pair_id", "preference"))

@@ -389,7 +389,8 @@ def agreement_report_queue(*, batch: Batch, level: str = DEFAULT_LEVEL, fingerpr
     from django.utils import timezone
 
     fingerprint = fingerprint or batch_agreement_fingerprint(batch=batch)
-    key = _COMPUTING_KEY.format(batch=batch.pk, level=level, fingerprint=fingerprint)
+    # created_at too: a database that reuses ids (SQLite after a rollback) must not meet an old claim.
+    key = _COMPUTING_KEY.format(batch=f"{batch.pk}:{batch.created_at.timestamp()}", level=level, fingerprint=fingerprint)
     now = timezone.now().isoformat()
     if cache.add(key, now, timeout=COMPUTING_CLAIM_SECONDS):
         # Read-only work over committed judgments: nothing to wait for.

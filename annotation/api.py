@@ -25,14 +25,34 @@ def paginated_schema(serializer_class):
     name = serializer_class.__name__.removesuffix("Serializer").removesuffix("Output")
     return inline_serializer(name=f"Paginated{name}List", fields={
         "count": serializers.IntegerField(),
+        "count_is_lower_bound": serializers.BooleanField(),
         "next": serializers.URLField(allow_null=True),
         "previous": serializers.URLField(allow_null=True),
         "results": serializer_class(many=True),
     })
 
 
+class CappedCountPagination(LimitOffsetPagination):
+    """limit/offset pages whose `count` is exact up to COUNT_CAP rows past the offset, and
+    otherwise a lower bound flagged `count_is_lower_bound: true` (next links keep working):
+    counting millions of judgments or audit events on every page would cost more than the page."""
+
+    COUNT_CAP = 10_000
+
+    def get_count(self, queryset) -> int:
+        cap = self.get_offset(self.request) + self.COUNT_CAP
+        count = queryset.order_by()[: cap + 1].count()
+        self.capped = count > cap
+        return min(count, cap)
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.data["count_is_lower_bound"] = getattr(self, "capped", False)
+        return response
+
+
 def paginated(request, view, queryset, serializer_class) -> Response:
-    paginator = LimitOffsetPagination()
+    paginator = CappedCountPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 

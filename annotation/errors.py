@@ -1,7 +1,9 @@
 """Domain errors raised by services, and the one place that maps them (and every other
 API error) to a 4xx with a message that says what to fix."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -61,6 +63,10 @@ def api_exception_handler(exc, context):
         return Response({"detail": exc.message, "code": exc.code, "errors": exc.errors}, status=exc.status_code)
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # DRF read the body through HttpRequest.body
+        return Response({"detail": f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes. Split it, or "
+                                   "import big files with `manage.py import_pairs` or the dashboard's upload.",
+                         "code": "request_too_large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found, or not yours to see.")
     elif isinstance(exc, DjangoPermissionDenied):

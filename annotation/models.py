@@ -35,6 +35,11 @@ class Profile(models.Model):
     is_active = models.BooleanField(default=True, help_text="Inactive raters get no new work.")
     # A senior physician may adjudicate disagreements without being an admin.
     can_adjudicate = models.BooleanField(default=False)
+    # Counters over this rater's current judgments, kept by judgment_submit in its transaction
+    # so the raters page never scans the judgments table.
+    judgments_count = models.PositiveIntegerField(default=0)
+    time_spent_ms_total = models.PositiveBigIntegerField(default=0)
+    time_spent_n = models.PositiveIntegerField(default=0, help_text="Current judgments that report time_spent_ms.")
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
@@ -115,6 +120,17 @@ class Batch(models.Model):
     phi_policy = models.CharField(max_length=10, choices=PhiPolicy.choices, default=PhiPolicy.BLOCK, db_default=PhiPolicy.BLOCK)
     # Conflict of interest: may an adjudicator decide a pair they rated themselves? (admin setting, audited)
     allow_self_adjudication = models.BooleanField(default=False, db_default=False)
+
+    # Progress counters, kept by the services that write pairs and judgments inside the same
+    # transaction (importing, judgment_submit), so lists and pages never count a batch's rows.
+    # annotation.labeling.services.batch_counters_recount rebuilds them from the rows.
+    pairs_count = models.PositiveIntegerField(default=0, help_text="Regular (non-calibration) pairs.")
+    calibration_count = models.PositiveIntegerField(default=0, help_text="Calibration (gold) pairs.")
+    judgments_done = models.PositiveIntegerField(default=0, help_text="First judgments of regular pairs (corrections excluded).")
+    pairs_complete = models.PositiveIntegerField(default=0, help_text="Regular pairs with raters_per_pair judgments.")
+    # Every judgment row ever written (revisions and calibration included): judgments are never
+    # updated in place, so this changes whenever the batch's agreement can change.
+    judgment_rows = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -222,6 +238,8 @@ class Assignment(models.Model):
             models.Index(fields=["rater", "status"], name="assignment_rater_status_idx"),
             models.Index(fields=["expires_at"], name="assignment_lease_idx", condition=Q(status="leased")),
             models.Index(fields=["batch", "status"], name="assignment_batch_status_idx"),
+            # GET /api/assignments/: a rater's newest leases without sorting all of them.
+            models.Index(fields=["rater", "-leased_at"], name="assignment_rater_recent_idx"),
         ]
 
 
@@ -273,7 +291,11 @@ class Judgment(models.Model):
             models.UniqueConstraint(fields=["rater", "idempotency_key"], name="judgment_idempotent"),
             models.UniqueConstraint(fields=["pair", "rater"], condition=Q(is_current=True), name="judgment_one_current"),
         ]
-        indexes = [models.Index(fields=["batch", "is_current"], name="judgment_batch_current_idx")]
+        indexes = [
+            models.Index(fields=["batch", "is_current"], name="judgment_batch_current_idx"),
+            # A rater's newest judgments (their list, the queue page) without sorting all of them.
+            models.Index(fields=["rater", "-id"], name="judgment_rater_recent_idx"),
+        ]
 
 
 class Adjudication(models.Model):
@@ -300,6 +322,8 @@ class AgreementReport(models.Model):
     # Changes whenever a judgment or adjudication of the batch is written.
     fingerprint = models.CharField(max_length=64)
     payload = models.JSONField()
+    # The few figures the agreement-across-batches page shows, so it never loads whole payloads.
+    headline = models.JSONField(default=dict)
     computed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -322,6 +346,35 @@ class ExportSnapshot(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "version"], name="export_version_unique")]
         ordering = ["-created_at"]
+
+
+class ImportJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """A pairs import running in the background: the uploaded file waits in storage, a task
+    validates and writes it all or nothing, and this row carries progress and line errors."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=ImportJobStatus.choices, default=ImportJobStatus.QUEUED)
+    source = models.CharField(max_length=500, help_text="Storage name of the uploaded JSONL file.")
+    source_bytes = models.PositiveBigIntegerField(default=0)
+    lines_read = models.PositiveIntegerField(default=0)
+    pairs_created = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["batch", "-created_at"], name="import_job_batch_idx")]
 
 
 class BatchEvent(models.Model):

@@ -11,7 +11,7 @@ from annotation.labeling import selectors
 
 from annotation.labeling import services
 from annotation.errors import DomainError, ImportRejected
-from annotation.labeling.importing import pairs_import
+from annotation.labeling.importing import import_inline_max_lines, import_job_create, pairs_import
 
 from .access import admin_required
 from .forms import AuditFilterForm, BatchCloseForm, BatchCreateForm, PairsUploadForm, RaterActiveForm
@@ -55,6 +55,7 @@ def _batch_page(request, batch_id: int, *, upload_form=None, close_form=None, im
         "close_form": close_form or BatchCloseForm(),
         "import_errors": import_errors,
         "events": selectors.audit_events(batch_id=batch.pk)[:10],
+        "import_jobs": selectors.import_jobs_recent(batch_id=batch.pk),
     }, status=status)
 
 
@@ -70,9 +71,18 @@ def batch_upload(request, batch_id: int):
     if not form.is_valid():
         return _batch_page(request, batch_id, upload_form=form, status=400)
     batch = selectors.batch_get(batch_id=batch_id)
+    upload = form.cleaned_data["file"]
+    if _line_count(upload) > import_inline_max_lines():
+        try:
+            job = import_job_create(batch=batch, content=upload, actor=request.user)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Import {job.pk} queued: it runs in the background; its progress shows below.")
+        return redirect("dashboard-batch", batch_id=batch_id)
     try:
         # Iterating an UploadedFile yields its lines as bytes, streamed from disk for big files.
-        created = pairs_import(batch=batch, lines=form.cleaned_data["file"], actor=request.user)
+        created = pairs_import(batch=batch, lines=upload, actor=request.user)
     except ImportRejected as exc:
         return _batch_page(request, batch_id, upload_form=form, import_errors={"summary": exc.message, "lines": exc.errors},
                            status=400)
@@ -81,6 +91,16 @@ def batch_upload(request, batch_id: int):
         return redirect("dashboard-batch", batch_id=batch_id)
     messages.success(request, f"Imported {created} pair{'s' if created != 1 else ''}.")
     return redirect("dashboard-batch", batch_id=batch_id)
+
+
+def _line_count(upload) -> int:
+    """Lines of an uploaded file, read in chunks (it may sit on disk), then rewound."""
+    count, last = 0, b"\n"
+    for chunk in upload.chunks():
+        count += chunk.count(b"\n")
+        last = chunk[-1:] or last
+    upload.seek(0)
+    return count + (last != b"\n")
 
 
 @require_POST
@@ -113,10 +133,9 @@ def batch_close(request, batch_id: int):
 
 @admin_required
 def raters(request):
-    profiles = list(selectors.raters_with_stats())
-    medians = selectors.rater_median_times(user_ids=[p.user_id for p in profiles])
+    profiles = selectors.raters_with_stats()
     return render(request, "frontend/dashboard/raters.html", {
-        **nav_context("raters"), "rows": [(p, medians.get(p.user_id)) for p in profiles],
+        **nav_context("raters"), "rows": [(p, selectors.rater_mean_time_s(p)) for p in profiles],
     })
 
 

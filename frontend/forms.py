@@ -20,7 +20,18 @@ class BatchCreateForm(forms.Form):
 
 class PairsUploadForm(forms.Form):
     file = forms.FileField(label="JSONL file of pairs",
-                           help_text='One JSON object per line: {"prompt", "response_a", "response_b"} or {"prompt", "completions": [...]}.')
+                           help_text='One JSON object per line: {"prompt", "response_a", "response_b"} or {"prompt", "completions": [...]}. '
+                                     'Big files are imported in the background.')
+
+    def clean_file(self):
+        from django.conf import settings
+
+        upload = self.cleaned_data["file"]
+        limit = settings.CLINPREF["MAX_UPLOAD_BYTES"]
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file has {upload.size:,} bytes; uploads take up to {limit:,}. Import it with `manage.py import_pairs`.")
+        return upload
 
 
 class BatchCloseForm(forms.Form):

@@ -40,9 +40,13 @@ def agreement(request, batch_id: int):
         # Old links adjudicated inline here; the one adjudication page now serves admins and physicians alike.
         return redirect(adjudication_views.pair_url(int(pair_id), back=reverse("dashboard-agreement", args=[batch.pk])))
     try:
-        report = agreement_reports.agreement_report_for_batch(batch=batch, level=level)
+        report, progress = agreement_reports.agreement_report_or_queue(batch=batch, level=level)
     except DomainError as exc:
         messages.error(request, exc.message)
+        return redirect("dashboard-batch", batch_id=batch.pk)
+    if report is None:
+        messages.info(request, f"The agreement report of “{batch.name}” ({progress['judgments']:,} judgments) is being computed "
+                               f"in the background since {progress['since'][:19].replace('T', ' ')} UTC; open it again in a minute.")
         return redirect("dashboard-batch", batch_id=batch.pk)
     heatmap = agreement_reports.agreement_heatmap(report=report)
     disputes = adjudication_selectors.batch_disputes_list(batch=batch, status="all", limit=25)

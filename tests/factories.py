@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotation import models as m
+from annotation.labeling import hotsql
+from annotation.labeling.services import batch_counters_recount
 
 User = get_user_model()
 
@@ -77,10 +79,13 @@ def make_pair(batch: m.Batch, prompt_text: str, a_text: str, b_text: str, gold: 
     a = m.Completion.objects.create(prompt=prompt, text=a_text, model_name="model-a")
     b = m.Completion.objects.create(prompt=prompt, text=b_text, model_name="model-b")
     fingerprint = _sha("\x00".join([prompt_text, *sorted([a_text, b_text])]))
-    return m.Pair.objects.create(
+    pair = m.Pair.objects.create(
         batch=batch, prompt=prompt, completion_a=a, completion_b=b, fingerprint=fingerprint,
         gold_preference=gold, open_slots=batch.raters_per_pair,
     )
+    # The batch's counters, as the importer keeps them.
+    hotsql.batch_pairs_added(batch_id=batch.pk, regular=int(gold is None), calibration=int(gold is not None))
+    return pair
 
 
 def make_pairs(batch: m.Batch, n: int) -> list[m.Pair]:
@@ -108,6 +113,7 @@ def add_judgment(pair: m.Pair, rater, preference: int, *, a_shown_first: bool = 
         judgments_count=m.Judgment.objects.filter(pair=pair, is_current=True).count(),
         open_slots=max(pair.batch.raters_per_pair - m.Assignment.objects.filter(pair=pair).count(), 0),
     )
+    batch_counters_recount(batch_ids=[pair.batch_id], rater_ids=[rater.pk])
     return judgment
 
 

@@ -30,9 +30,7 @@ def batch_disputes_list(*, batch: Batch, status: str = "all", limit: int = 50, o
     sides, then the share outside the largest camp, then the spread on the five-point scale)."""
     if status not in DISPUTE_STATUSES:
         raise DomainError(f"Unknown status {status!r}: use one of {', '.join(DISPUTE_STATUSES)}.")
-    rows = list(Judgment.objects.filter(batch=batch, is_current=True).values_list("pair_id", "preference"))
-    pair_ids = [r[0] for r in rows]
-    found = engine.disputed_items(pair_ids, [r[1] for r in rows]) if rows else {"item": []}
+    found = batch_disputed_items(batch=batch)
     latest = _latest_adjudications(batch=batch)
     order = [int(p) for p in found["item"]]
     keep = [i for i, pid in enumerate(order) if status == "all" or ((pid in latest) == (status == "adjudicated"))]
@@ -58,11 +56,32 @@ def batch_disputes_list(*, batch: Batch, status: str = "all", limit: int = 50, o
     return {"count": len(keep), "limit": limit, "offset": offset, "status": status, "results": results}
 
 
+def batch_disputed_items(*, batch: Batch) -> dict:
+    """The batch's disputed pairs in order with their figures (engine.disputed_items), computed
+    once per change of its judgments (the agreement fingerprint, read from counters) and kept in
+    the cache: a page of disputes must not load every judgment of a large batch."""
+    from django.core.cache import cache
+
+    from annotation.agreement.services import batch_agreement_fingerprint
+
+    # created_at too: a database that reuses ids (SQLite after a rollback) must not meet an old entry.
+    key = f"disputes:{batch.pk}:{batch.created_at.timestamp()}:{batch_agreement_fingerprint(batch=batch)}"
+    found = cache.get(key)
+    if found is None:
+        rows = list(Judgment.objects.filter(batch=batch, is_current=True).values_list("pair_id", "preference"))
+        found = engine.disputed_items([r[0] for r in rows], [r[1] for r in rows]) if rows else {"item": []}
+        cache.set(key, found, timeout=24 * 3600)
+    return found
+
+
 def _latest_adjudications(*, batch: Batch) -> dict[int, int]:
     """pair id -> preference of the newest adjudication (newest by time, then id)."""
     latest: dict[int, int] = {}
     for pair_id, pref in (
-        Adjudication.objects.filter(pair__batch=batch).order_by("pair_id", "-created_at", "-id").values_list("pair_id", "preference")
+        # Adjudicated pairs first (few), then their batch: joining on the batch's pairs scanned them all.
+        Adjudication.objects.filter(pair_id__in=list(Pair.objects.filter(
+            pk__in=set(Adjudication.objects.values_list("pair_id", flat=True)), batch=batch).values_list("pk", flat=True)))
+        .order_by("pair_id", "-created_at", "-id").values_list("pair_id", "preference")
     ):
         latest.setdefault(pair_id, pref)
     return latest

@@ -33,13 +33,18 @@ class BatchAgreementApi(APIView):
             OpenApiParameter("format", str, enum=["json", "csv"]),
             OpenApiParameter("table", str, enum=list(agreement_reports.TABLES), description="With format=csv."),
         ],
-        responses={200: dict},
+        responses={200: dict, 202: dict},
     )
     def get(self, request, batch_id: int):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         batch = batch_get(batch_id=batch_id)
-        report = agreement_reports.agreement_report_for_batch(batch=batch, level=params.validated_data["level"])
+        report, progress = agreement_reports.agreement_report_or_queue(batch=batch, level=params.validated_data["level"])
+        if report is None:
+            # A large batch: its report is being computed by a worker; ask again shortly.
+            return Response({"detail": f"The report of this batch ({progress['judgments']:,} judgments) is being computed "
+                                       "in the background; ask again in a few seconds.", **progress},
+                            status=202, headers={"Retry-After": "5"})
         if params.validated_data["format"] != "csv":
             return Response(report)
         table = params.validated_data["table"]

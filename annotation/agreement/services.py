@@ -7,7 +7,8 @@ Selectors for the dashboard and the API:
 - agreement_report_for_batch(batch=, level=) -> dict   the cached report (+ the live gate)
 - agreement_heatmap(report=) -> dict                    raters x raters kappa matrix
 - agreement_table_csv(report=, table=) -> str           CSV of a report table
-- agreement_trend() -> list[dict]                       headline figures per batch over time
+- agreement_report_or_queue(batch=, level=)            cached, computed now (small batch) or queued (large)
+- agreement_trend() -> list[dict]                       headline figures per batch, from cached reports
 - agreement_summary(batch=) -> dict                     headline figures (used by exports)
 - batch_agreement_gate(batch=) -> (passed, reasons)     the training gate
 """
@@ -25,11 +26,12 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, IntegerField, Max, Sum, Value
+from django.db.models import Count, IntegerField, Max, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
 
 from annotation import agreement as engine
+from annotation import background
 from annotation.audit import audit_record
 from annotation.errors import DomainError
 from annotation.spreadsheet import csv_text
@@ -270,15 +272,54 @@ def _disputed(data: BatchJudgments, *, limit: int) -> tuple[int, list[dict]]:
 # --- caching ------------------------------------------------------------------------------------
 
 
+def _fingerprint(*, judgment_rows: int, calibration_count: int, adjudications: dict) -> str:
+    raw = json.dumps([REPORT_VERSION, bootstrap_resamples(), judgment_rows, calibration_count, adjudications],
+                     sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _adjudication_marks(batch_ids: list[int]) -> dict[int, dict]:
+    """Count and newest id of each batch's adjudications (two queries bounded by the number of
+    adjudications: human decisions, few next to the pairs)."""
+    # From the adjudications to their pairs, never the other way: joining on the pairs' batch
+    # let the planner scan every pair of the batch to find a handful of adjudicated ones.
+    adjudications = list(Adjudication.objects.values_list("pair_id", "id"))
+    pair_batch = dict(Pair.objects.filter(pk__in={p for p, _ in adjudications}, batch_id__in=batch_ids).values_list("pk", "batch_id"))
+    marks: dict[int, dict] = {}
+    for pair_id, adjudication_id in adjudications:
+        if pair_id in pair_batch:
+            mark = marks.setdefault(pair_batch[pair_id], {"n": 0, "top": None})
+            mark["n"] += 1
+            mark["top"] = max(mark["top"] or 0, adjudication_id)
+    return marks
+
+
 def batch_agreement_fingerprint(*, batch: Batch) -> str:
     """Changes whenever a judgment or adjudication of the batch is written. Judgments are never
-    updated in place (a correction is a new row), so count and max id over all revisions catch
-    every change; gold labels are covered by count, sum and max id of calibration pairs."""
-    j = Judgment.objects.filter(batch=batch).aggregate(n=Count("id"), top=Max("id"))
-    a = Adjudication.objects.filter(pair__batch=batch).aggregate(n=Count("id"), top=Max("id"))
-    g = Pair.objects.filter(batch=batch, gold_preference__isnull=False).aggregate(n=Count("id"), s=Sum("gold_preference"), top=Max("id"))
-    raw = json.dumps([REPORT_VERSION, bootstrap_resamples(), j, a, g], sort_keys=True, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    updated in place (a correction is a new row) and pairs never change their gold label, so the
+    batch's counters of judgment rows and calibration pairs (kept by the services in the writing
+    transaction) plus its adjudications' count and newest id catch every change, read without
+    counting the batch's judgments."""
+    counters = Batch.objects.filter(pk=batch.pk).values("judgment_rows", "calibration_count").first() or {}
+    return _fingerprint(judgment_rows=counters.get("judgment_rows", 0), calibration_count=counters.get("calibration_count", 0),
+                        adjudications=_adjudication_marks([batch.pk]).get(batch.pk, {"n": 0, "top": None}))
+
+
+def report_headline(report: dict) -> dict:
+    """What the agreement-across-batches page needs of a report, stored beside the payload."""
+    kappas = [row.get("kappa_vs_consensus") for row in report.get("per_rater") or []]
+    kappas = [k for k in kappas if k is not None]
+    return {**{k: report.get(k) for k in HEADLINE_KEYS}, "min_kappa_vs_consensus": min(kappas) if kappas else None,
+            "n_items_multiply_rated": report.get("n_items_multiply_rated")}
+
+
+def agreement_report_cached(*, batch: Batch, level: str = DEFAULT_LEVEL) -> dict | None:
+    """The batch's current report from the cache (with the live gate), or None when it has not
+    been computed since the batch's judgments last changed."""
+    level = level_validate(level)
+    fingerprint = batch_agreement_fingerprint(batch=batch)
+    cached = AgreementReport.objects.filter(batch=batch, level=level, fingerprint=fingerprint).values_list("payload", flat=True).first()
+    return None if cached is None else _with_gate(cached, batch=batch, level=level)
 
 
 def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> dict:
@@ -293,16 +334,70 @@ def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> d
         cached["fingerprint"] = fingerprint
         try:
             with transaction.atomic():
-                AgreementReport.objects.create(batch=batch, level=level, fingerprint=fingerprint, payload=cached)
+                AgreementReport.objects.create(batch=batch, level=level, fingerprint=fingerprint, payload=cached,
+                                               headline=report_headline(cached))
         except IntegrityError:
             pass  # a concurrent request stored the same report first
         AgreementReport.objects.filter(batch=batch, level=level).exclude(fingerprint=fingerprint).delete()
         logger.info("agreement.report_computed", extra={"batch_id": batch.pk, "level": level, "timing": cached["timing_s"]})
+    return _with_gate(cached, batch=batch, level=level)
+
+
+def _with_gate(cached: dict, *, batch: Batch, level: str) -> dict:
     report = dict(cached)
     if level == DEFAULT_LEVEL:
         report["gate"] = gate_from_report(report, min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa,
                                           min_pairs=batch.gate_min_pairs, rule=batch.gate_rule)
     return report
+
+
+# --- computing in the background ------------------------------------------------------------------
+
+AGREEMENT_JOB = "agreement.report_compute"
+_COMPUTING_KEY = "agreement:computing:{batch}:{level}:{fingerprint}"
+# How long a claim to compute a report stands before another request may queue it again (a
+# worker that died mid-way must not block the report forever).
+COMPUTING_CLAIM_SECONDS = 15 * 60
+
+
+def agreement_inline_max_judgments() -> int:
+    """Batches with more judgment rows than this get their reports computed by a task, never
+    inside a page view or an API request."""
+    return int(getattr(settings, "AGREEMENT_INLINE_MAX_JUDGMENTS", 200_000))
+
+
+def agreement_report_or_queue(*, batch: Batch, level: str = DEFAULT_LEVEL) -> tuple[dict | None, dict]:
+    """(report, status) for a page or an API request. A small batch's report is computed now if
+    needed; a large batch's is served from the cache or queued, and status says since when it
+    has been computing ({"state": "ready"} or {"state": "computing", "since": iso, "judgments": n})."""
+    level = level_validate(level)
+    if Batch.objects.filter(pk=batch.pk).values_list("judgment_rows", flat=True).first() <= agreement_inline_max_judgments():
+        return agreement_report_for_batch(batch=batch, level=level), {"state": "ready"}
+    report = agreement_report_cached(batch=batch, level=level)
+    if report is not None:
+        return report, {"state": "ready"}
+    since = agreement_report_queue(batch=batch, level=level)
+    report = agreement_report_cached(batch=batch, level=level)  # eager mode (no broker) computed it just now
+    if report is not None:
+        return report, {"state": "ready"}
+    return None, {"state": "computing", "since": since, "judgments": batch.judgment_rows, "level": level}
+
+
+def agreement_report_queue(*, batch: Batch, level: str = DEFAULT_LEVEL, fingerprint: str | None = None) -> str:
+    """Queue the computation of a batch's report unless one is already under way for the same
+    judgments; returns when the current computation was queued (ISO 8601)."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    fingerprint = fingerprint or batch_agreement_fingerprint(batch=batch)
+    # created_at too: a database that reuses ids (SQLite after a rollback) must not meet an old claim.
+    key = _COMPUTING_KEY.format(batch=f"{batch.pk}:{batch.created_at.timestamp()}", level=level, fingerprint=fingerprint)
+    now = timezone.now().isoformat()
+    if cache.add(key, now, timeout=COMPUTING_CLAIM_SECONDS):
+        # Read-only work over committed judgments: nothing to wait for.
+        background.send(AGREEMENT_JOB, batch.pk, level)
+        return now
+    return cache.get(key) or now
 
 
 # --- the training gate --------------------------------------------------------------------------
@@ -427,16 +522,46 @@ def _flatten(row: dict) -> dict:
 
 
 def agreement_trend(*, batches=None) -> list[dict]:
-    """Headline figures of each batch that has judgments, oldest first: kappa over time."""
+    """Headline figures of each batch that has judgments, oldest first: kappa over time.
+
+    Read from the cached reports (their `headline` column), never recomputed here: a batch
+    whose report is missing or out of date gets it queued, and shows its last figures marked
+    stale meanwhile (or is left out until the first report exists)."""
     if batches is None:
-        batches = Batch.objects.exclude(state=BatchState.DRAFT).filter(judgments__is_current=True).distinct()
+        batches = Batch.objects.exclude(state=BatchState.DRAFT).filter(judgment_rows__gt=0)
+    batches = list(batches)
+    marks = _adjudication_marks([b.pk for b in batches])
+    current = {b.pk: _fingerprint(judgment_rows=b.judgment_rows, calibration_count=b.calibration_count,
+                                  adjudications=marks.get(b.pk, {"n": 0, "top": None})) for b in batches}
+    def stored() -> dict[int, tuple[str, dict]]:
+        rows = (AgreementReport.objects.filter(batch_id__in=list(current), level=DEFAULT_LEVEL)
+                .order_by("computed_at", "id").values_list("batch_id", "fingerprint", "headline"))
+        return {batch_id: (fingerprint, headline) for batch_id, fingerprint, headline in rows}  # newest wins
+    reports = stored()
+    queued = [b for b in batches if reports.get(b.pk, ("",))[0] != current[b.pk]]
+    for batch in queued:
+        agreement_report_queue(batch=batch, level=DEFAULT_LEVEL, fingerprint=current[batch.pk])
+    if queued and settings.CELERY_TASK_ALWAYS_EAGER:
+        reports = stored()  # without a broker the reports were computed just now
     points = []
     for batch in sorted(batches, key=lambda b: (b.closed_at or b.opened_at or b.created_at, b.pk)):
-        report = agreement_report_for_batch(batch=batch)
+        if batch.pk not in reports:
+            continue
+        fingerprint, headline = reports[batch.pk]
+        weakest = headline.get("min_kappa_vs_consensus")
+        # The same gate as the report's, on the stored headline: the weakest rater stands for all.
+        gate = gate_from_report(
+            {"n_items_multiply_rated": headline.get("n_items_multiply_rated", headline.get("n_items")),
+             "krippendorff_alpha": headline.get("krippendorff_alpha"),
+             "krippendorff_alpha_ci": headline.get("krippendorff_alpha_ci"), "notes": [],
+             "per_rater": [] if weakest is None else [{"rater": "(weakest)", "kappa_vs_consensus": weakest, "n_consensus": 0}]},
+            min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa, min_pairs=batch.gate_min_pairs,
+            rule=batch.gate_rule)
         points.append({
             "batch": batch.pk, "name": batch.name, "state": batch.state, "min_alpha": batch.min_alpha,
             "opened_at": batch.opened_at, "closed_at": batch.closed_at, "created_at": batch.created_at,
-            **{k: report[k] for k in HEADLINE_KEYS},
-            "gate_passed": report["gate"]["passed"], "gate_status": report["gate"]["status"],
+            **{k: headline.get(k) for k in HEADLINE_KEYS},
+            "gate_passed": gate["passed"], "gate_status": gate["status"],
+            "stale": fingerprint != current[batch.pk],
         })
     return points

@@ -1,9 +1,11 @@
 """The labeling API (batches, pairs, the judging hot path, raters, audit): one thin class per operation. Input is validated by a nested
 InputSerializer, the work is one service or selector call, output is an OutputSerializer."""
 
+import json
+
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,9 +20,9 @@ from annotation.labeling.assignment import (
     pair_lease_next,
     preference_to_display,
 )
-from annotation.labeling.importing import pairs_import
+from annotation.labeling.importing import import_inline_max_lines, import_job_create, pairs_import
 from annotation.models import FLAG_CHOICES, GateRule, HarmSeverity, PhiPolicy, RationalePolicy, Role
-from annotation.parsers import NDJSONParser
+from annotation.parsers import BoundedJSONParser, NDJSONParser
 from annotation.permissions import IsActiveUser, IsAdminRole, IsPhysician
 
 
@@ -103,20 +105,20 @@ class BatchDetailApi(APIView):
 
 
 class BatchPairsImportApi(APIView):
-    """Body: JSONL (`application/x-ndjson`) or a JSON list of pair objects."""
+    """Body: JSONL (`application/x-ndjson`) or a JSON list of pair objects. Up to
+    IMPORT_INLINE_MAX_LINES lines are imported at once (201); more are queued as an ImportJob
+    (202, Location: the job to follow)."""
 
     permission_classes = [IsAdminRole]
-    parser_classes = [NDJSONParser, JSONParser]
+    parser_classes = [NDJSONParser, BoundedJSONParser]
 
     @extend_schema(request={"application/x-ndjson": {"type": "string", "description": "one pair object per line"},
                             "application/json": {"type": "array", "items": {"type": "object"}}},
-                   responses={201: dict, 400: dict})
+                   responses={201: dict, 202: dict, 400: dict})
     def post(self, request, batch_id: int):
         batch = selectors.batch_get(batch_id=batch_id)
         body = request.data
         if isinstance(body, list):
-            import json
-
             lines = [json.dumps(item) if not isinstance(item, (str, bytes)) else item for item in body]
         elif isinstance(body, dict) and "lines" in body:
             lines = body["lines"]
@@ -125,8 +127,43 @@ class BatchPairsImportApi(APIView):
                 {"detail": "Send JSONL (Content-Type: application/x-ndjson) or a JSON list of pair objects."},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        if len(lines) > import_inline_max_lines():
+            encoded = [line.encode("utf-8") if isinstance(line, str) else line for line in lines]
+            job = import_job_create(batch=batch, content=b"\n".join(encoded), actor=request.user)
+            url = reverse("import-job-detail", args=[job.pk])
+            return Response({**ImportJobOutput(job).data, "detail": "Import queued; follow the link for progress."},
+                            status=status.HTTP_202_ACCEPTED, headers={"Location": url})
         created = pairs_import(batch=batch, lines=lines, actor=request.user)
         return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+class ImportJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    batch_id = serializers.IntegerField()
+    status = serializers.CharField()
+    source_bytes = serializers.IntegerField()
+    lines_read = serializers.IntegerField()
+    pairs_created = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, job) -> str:
+        return reverse("import-job-detail", args=[job.pk])
+
+
+class ImportJobDetailApi(APIView):
+    """A background import: queued, running (lines_read so far), done (pairs_created) or failed
+    (every bad line with its number in `errors`; nothing was imported)."""
+
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(responses=ImportJobOutput)
+    def get(self, request, job_id: int):
+        return Response(ImportJobOutput(selectors.import_job_get(job_id=job_id)).data)
 
 
 class BatchOpenApi(APIView):

@@ -380,13 +380,28 @@ def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgme
         a_shown_first=assignment.a_shown_first, revision=(previous.revision + 1) if previous else 1,
         supersedes=previous, **fields,
     )
+    pair_judgments = 0
     if previous is None:
         assignment.status = AssignmentStatus.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
-        hotsql.pair_judged(pair_id=assignment.pair_id)
+        pair_judgments = hotsql.pair_judged(pair_id=assignment.pair_id)
     audit_record(
         actor=rater, action="judgment.corrected" if previous else "judgment.submitted", obj=judgment,
         batch=assignment.batch_id, data={"pair": assignment.pair_id, "preference": judgment.preference, "revision": judgment.revision},
     )
+    _counters_keep(judgment=judgment, previous=previous, is_calibration=assignment.is_calibration, pair_judgments=pair_judgments)
     return judgment
+
+
+def _counters_keep(*, judgment: Judgment, previous: Judgment | None, is_calibration: bool, pair_judgments: int) -> None:
+    """The rater's and the batch's counters (Profile, Batch) for one judgment row; the batch row
+    last, as every judgment of the batch contends for it."""
+    old_ms = previous.time_spent_ms if previous is not None else None
+    new_ms = judgment.time_spent_ms
+    hotsql.rater_judged(
+        rater_id=judgment.rater_id, added=0 if previous else 1,
+        time_ms_delta=(new_ms or 0) - (old_ms or 0), timed_delta=(new_ms is not None) - (old_ms is not None),
+    )
+    hotsql.batch_judged(batch_id=judgment.batch_id, first=previous is None, regular=not is_calibration,
+                        pair_judgments=pair_judgments)

@@ -89,8 +89,37 @@ def pair_slots_add(*, pair_id: int, delta: int) -> None:
     _one_write("UPDATE annotation_pair SET open_slots = open_slots + %s WHERE id = %s", [delta, pair_id])
 
 
-def pair_judged(*, pair_id: int) -> None:
-    _one_write("UPDATE annotation_pair SET judgments_count = judgments_count + 1 WHERE id = %s", [pair_id])
+def pair_judged(*, pair_id: int) -> int:
+    """Count a pair's first judgment by one more rater; returns the pair's new count."""
+    return _one("UPDATE annotation_pair SET judgments_count = judgments_count + 1 WHERE id = %s "
+                "RETURNING judgments_count", [pair_id])[0]
+
+
+def batch_judged(*, batch_id: int, first: bool, regular: bool, pair_judgments: int) -> None:
+    """Keep the batch's progress counters for one judgment row. `first`: not a correction;
+    `regular`: not a calibration pair; `pair_judgments`: the pair's count after this judgment
+    (the pair becomes complete when it reaches raters_per_pair). Run it last in the
+    transaction: every judgment of the batch updates this one row, so its lock is held briefly."""
+    counted = first and regular
+    _one_write(
+        "UPDATE annotation_batch SET judgment_rows = judgment_rows + 1, judgments_done = judgments_done + %s, "
+        "pairs_complete = pairs_complete + (CASE WHEN %s AND raters_per_pair = %s THEN 1 ELSE 0 END) WHERE id = %s",
+        [1 if counted else 0, counted, pair_judgments, batch_id],
+    )
+
+
+def rater_judged(*, rater_id: int, added: int, time_ms_delta: int, timed_delta: int) -> None:
+    """Keep a rater's counters over their current judgments (a correction replaces one: added=0)."""
+    _one_write(
+        "UPDATE annotation_profile SET judgments_count = judgments_count + %s, "
+        "time_spent_ms_total = time_spent_ms_total + %s, time_spent_n = time_spent_n + %s WHERE user_id = %s",
+        [added, time_ms_delta, timed_delta, rater_id],
+    )
+
+
+def batch_pairs_added(*, batch_id: int, regular: int, calibration: int) -> None:
+    _one_write("UPDATE annotation_batch SET pairs_count = pairs_count + %s, calibration_count = calibration_count + %s "
+               "WHERE id = %s", [regular, calibration, batch_id])
 
 
 def _one_write(sql: str, params) -> None:
@@ -122,3 +151,14 @@ def judgment_by_key(*, rater_id: int, key: str) -> tuple[int, int] | None:
     """(judgment id, assignment id) already stored under this idempotency key, if any."""
     return _one("SELECT id, assignment_id FROM annotation_judgment WHERE rater_id = %s AND idempotency_key = %s",
                 [rater_id, key])
+
+
+def pairs_left_for_rater(*, batch_id: int, rater_id: int, cap: int) -> int:
+    """Open regular pairs of a batch that the rater holds no live or finished assignment on, up to cap."""
+    return _one(
+        "SELECT COUNT(*) FROM (SELECT p.id FROM annotation_pair p "
+        "WHERE p.batch_id = %s AND p.gold_preference IS NULL AND p.open_slots > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM annotation_assignment y WHERE y.pair_id = p.id AND y.rater_id = %s "
+        "AND y.status <> 'expired') ORDER BY p.open_slots, p.id LIMIT %s) AS open_pairs",
+        [batch_id, rater_id, cap],
+    )[0]

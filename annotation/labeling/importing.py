@@ -15,11 +15,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
-from annotation.labeling import phi
+from annotation import background
+from annotation.errors import Conflict, DomainError, ImportRejected
+from annotation.labeling import hotsql, phi
 from annotation.labeling.bulk import bulk_insert
-from annotation.errors import Conflict, ImportRejected
+from annotation.models import (
+    Batch, BatchState, Completion, ImportJob, ImportJobStatus, Pair, PhiPolicy, Preference, Prompt, Specialty,
+)
+from annotation.parsers import json_loads_bounded
 from annotation.rules import PREFERENCES
-from annotation.models import Batch, BatchState, Completion, Pair, PhiPolicy, Preference, Prompt, Specialty
 
 GOLD_VALUES = {p.symbol: p.value for p in PREFERENCES}
 MAX_REPORTED_ERRORS = 1000
@@ -103,12 +107,11 @@ def _parse_line(number: int, raw: bytes | str, max_chars: int) -> list[ParsedPai
         except UnicodeDecodeError as exc:
             raise _LineError(f"invalid UTF-8 at byte {exc.start}")
     try:
-        obj = json.loads(raw)
+        obj = json_loads_bounded(raw)
     except json.JSONDecodeError as exc:
         raise _LineError(f"invalid JSON: {exc.msg} (column {exc.colno})")
-    except RecursionError:
-        # json.loads recurses once per nesting level; a pair object is at most a few levels deep.
-        raise _LineError("invalid JSON: nested too deeply")
+    except ValueError as exc:  # nested too deep (json_loads_bounded checks the depth before parsing)
+        raise _LineError(f"invalid JSON: {exc}")
     if not isinstance(obj, dict):
         raise _LineError("each line must be a JSON object")
     prompt = _text(obj, "prompt", max_chars)
@@ -249,6 +252,8 @@ def _pairs_write(*, batch: Batch, parsed: list[ParsedPair], phi_findings: dict[i
                      batch.raters_per_pair, 0, phi_findings.get(i)))
     bulk_insert(Pair, ["batch_id", "prompt_id", "completion_a_id", "completion_b_id", "external_id", "fingerprint",
                        "gold_preference", "metadata", "open_slots", "judgments_count", "phi_findings"], rows)
+    calibration = sum(1 for p in parsed if p.gold is not None)
+    hotsql.batch_pairs_added(batch_id=batch.pk, regular=len(rows) - calibration, calibration=calibration)
     return len(rows)
 
 
@@ -265,4 +270,79 @@ def batch_for_import(*, name: str, specialty_name: str | None, raters_per_pair: 
                         created_by=actor, create_specialty=True), True
 
 
-__all__ = ["pairs_import", "pairs_parse", "pair_fingerprint", "batch_for_import", "Specialty"]
+# ---------------------------------------------------------------- background imports
+
+IMPORT_JOB = "labeling.import_job_run"
+# How often (lines) a running import writes its progress to its ImportJob row.
+PROGRESS_EVERY_LINES = 10_000
+
+
+def import_inline_max_lines() -> int:
+    return int(settings.CLINPREF["IMPORT_INLINE_MAX_LINES"])
+
+
+def import_job_create(*, batch: Batch, content: bytes | Iterable[bytes], actor) -> ImportJob:
+    """Store a JSONL file and queue its import; the task validates and writes it all or nothing
+    (pairs_import) and records progress and every bad line on the returned ImportJob."""
+    from django.core.files.base import ContentFile, File
+    from django.core.files.storage import default_storage
+
+    if batch.state not in (BatchState.DRAFT, BatchState.OPEN):
+        raise Conflict(f"Batch {batch.name!r} is {batch.state}; pairs can only be added to a draft or open batch.")
+    if isinstance(content, bytes):
+        stored = ContentFile(content)
+    else:
+        stored = content if isinstance(content, File) else ContentFile(b"\n".join(content))
+    name = default_storage.save(f"imports/batch-{batch.pk}/{timezone.now():%Y%m%dT%H%M%S}.jsonl", stored)
+    with transaction.atomic():
+        job = ImportJob.objects.create(batch=batch, created_by=actor, source=name, source_bytes=default_storage.size(name))
+        audit_record(actor=actor, action="batch.import_queued", obj=batch, batch=batch,
+                     data={"import_job": job.pk, "bytes": job.source_bytes})
+        background.send(IMPORT_JOB, job.pk, after_commit=True)
+    return job
+
+
+def import_job_run(*, job_id: int) -> ImportJob:
+    """Run one queued import (the task's body). At most once: a job already started is left alone."""
+    from django.core.files.storage import default_storage
+
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update(of=("self",)).select_related("created_by").get(pk=job_id)
+        if job.status != ImportJobStatus.QUEUED:
+            return job
+        job.status, job.started_at = ImportJobStatus.RUNNING, timezone.now()
+        job.save(update_fields=["status", "started_at"])
+
+    read = {"lines": 0, "saved": 0}
+
+    def progress(lines: int) -> None:
+        read["lines"] += lines
+        if read["lines"] - read["saved"] >= PROGRESS_EVERY_LINES:
+            read["saved"] = read["lines"]
+            ImportJob.objects.filter(pk=job.pk).update(lines_read=read["lines"])
+
+    fields = ["status", "finished_at", "lines_read"]
+    try:
+        with default_storage.open(job.source, "rb") as fh:
+            job.pairs_created = pairs_import(batch=Batch.objects.get(pk=job.batch_id), lines=fh, actor=job.created_by,
+                                             progress=progress)
+        job.status = ImportJobStatus.DONE
+        fields.append("pairs_created")
+    except ImportRejected as exc:
+        job.status, job.errors, job.detail = ImportJobStatus.FAILED, exc.errors, exc.message
+        fields += ["errors", "detail"]
+    except DomainError as exc:
+        job.status, job.detail = ImportJobStatus.FAILED, exc.message
+        fields.append("detail")
+    except Exception as exc:  # recorded on the row for the admin, then raised for the worker's log
+        job.status, job.detail = ImportJobStatus.FAILED, f"The import failed unexpectedly: {type(exc).__name__}."
+        job.finished_at, job.lines_read = timezone.now(), read["lines"]
+        job.save(update_fields=fields + ["detail"])
+        raise
+    job.finished_at, job.lines_read = timezone.now(), read["lines"]
+    job.save(update_fields=fields)
+    default_storage.delete(job.source)
+    return job
+
+
+__all__ = ["pairs_import", "import_job_create", "import_job_run", "pairs_parse", "pair_fingerprint", "batch_for_import", "Specialty"]

@@ -2,12 +2,13 @@
 screen or endpoint, with the joins and aggregates it needs done in the database."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import NotFound
-from annotation.models import Assignment, AssignmentStatus, AuditEvent, Batch, BatchState, Judgment, Pair, Profile, Role
+from annotation.labeling import hotsql
+from annotation.models import Assignment, AssignmentStatus, AuditEvent, Batch, BatchState, ImportJob, Judgment, Pair, Profile, Role
 
 User = get_user_model()
 
@@ -37,26 +38,16 @@ def pairs_flagged_phi(*, batch_id: int) -> QuerySet[Pair]:
 
 
 def batches_with_progress(*, states: list[str] | None = None, specialty_id: int | None = None) -> QuerySet[Batch]:
-    """Batches annotated with pairs, judgments done / needed and active raters, in one query."""
-    pairs = Pair.objects.filter(batch=OuterRef("pk"), gold_preference__isnull=True)
+    """Batches with their progress: the counters kept on Batch by the services that write pairs
+    and judgments, plus raters holding a live lease (a subquery over the batch's leased
+    assignments, bounded by the leases, not by the pairs)."""
+    live_leases = Assignment.objects.filter(batch=OuterRef("pk"), status=AssignmentStatus.LEASED, expires_at__gt=timezone.now())
     qs = Batch.objects.select_related("specialty").annotate(
-        n_pairs=Coalesce(Subquery(pairs.values("batch").annotate(c=Count("id")).values("c")), 0, output_field=IntegerField()),
-        n_calibration=Count("pairs", filter=Q(pairs__gold_preference__isnull=False), distinct=True),
-        judgments_done=Coalesce(
-            Subquery(pairs.values("batch").annotate(s=Sum("judgments_count")).values("s")), 0, output_field=IntegerField()
-        ),
-        pairs_complete=Coalesce(
-            Subquery(pairs.filter(judgments_count__gte=OuterRef("raters_per_pair")).values("batch").annotate(c=Count("id")).values("c")),
-            0, output_field=IntegerField(),
-        ),
         active_raters=Coalesce(
-            Subquery(
-                Assignment.objects.filter(batch=OuterRef("pk"), status=AssignmentStatus.LEASED, expires_at__gt=timezone.now())
-                .values("batch").annotate(c=Count("rater", distinct=True)).values("c")
-            ),
+            Subquery(live_leases.values("batch").annotate(c=Count("rater", distinct=True)).values("c")),
             0, output_field=IntegerField(),
         ),
-    ).annotate(judgments_needed=F("n_pairs") * F("raters_per_pair"))
+    )
     if states:
         qs = qs.filter(state__in=states)
     if specialty_id is not None:
@@ -72,17 +63,22 @@ def batch_with_progress(*, batch_id: int) -> Batch:
 
 
 def batch_progress(batch: Batch) -> dict:
-    """Progress counts of an annotated batch (see batches_with_progress)."""
-    needed = batch.judgments_needed or 0
+    """Progress counts of a batch from its counters (active_raters when annotated by batches_with_progress)."""
+    needed = batch.pairs_count * batch.raters_per_pair
+    done = batch.judgments_done
     return {
-        "pairs": batch.n_pairs,
-        "calibration_pairs": batch.n_calibration,
+        "pairs": batch.pairs_count,
+        "calibration_pairs": batch.calibration_count,
         "pairs_complete": batch.pairs_complete,
-        "judgments_done": batch.judgments_done,
+        "judgments_done": done,
         "judgments_needed": needed,
-        "percent": round(100.0 * min(batch.judgments_done, needed) / needed, 1) if needed else 0.0,
-        "active_raters": batch.active_raters,
+        "percent": round(100.0 * min(done, needed) / needed, 1) if needed else 0.0,
+        "active_raters": getattr(batch, "active_raters", 0),
     }
+
+
+# Counting what is left for one physician stops here; past it, an upper bound from the counters.
+PAIRS_LEFT_COUNT_CAP = 200
 
 
 def physician_queue(*, user) -> list[dict]:
@@ -107,23 +103,31 @@ def physician_queue(*, user) -> list[dict]:
             "progress": progress,
             "mine_done": mine.get(batch.pk, 0),
             "mine_calibration": mine_calibration.get(batch.pk, 0),
-            "left_for_me": physician_pairs_left(user=user, batch=batch),
+            "left_for_me": physician_pairs_left(user=user, batch=batch, mine_done=mine.get(batch.pk, 0)),
         })
     return out
 
 
-def physician_pairs_left(*, user, batch: Batch) -> int:
-    """Regular pairs this physician could still be given in the batch."""
-    taken = Assignment.objects.filter(pair=OuterRef("pk"), rater=user).exclude(status=AssignmentStatus.EXPIRED)
-    return (
-        Pair.objects.filter(batch=batch, gold_preference__isnull=True, open_slots__gt=0)
-        .exclude(Exists(taken)).count()
-    )
+def physician_pairs_left(*, user, batch: Batch, mine_done: int = 0, cap: int = PAIRS_LEFT_COUNT_CAP) -> int:
+    """Regular pairs this physician could still be given in the batch: exact below `cap`; at or
+    above it, the batch's regular pairs not complete and not yet judged by them (an upper bound
+    from the counters, never below the cap).
+
+    Walks the batch's open-pair index (pair_open_idx, in the hot path's order) and stops after
+    `cap` hits, so the cost grows with the physician's own work in the batch and the cap, never
+    with the batch's size. Hand-written: the ORM's count of a slice dropped the ORDER BY that
+    keeps PostgreSQL on the index (it hashed every open pair of the batch instead)."""
+    counted = hotsql.pairs_left_for_rater(batch_id=batch.pk, rater_id=user.pk, cap=cap)
+    if counted < cap:
+        return counted
+    return max(cap, batch.pairs_count - batch.pairs_complete - mine_done)
 
 
 def judgments_visible_to(*, user, batch_id: int | None = None) -> QuerySet[Judgment]:
     """A physician sees only their own judgments; an admin sees all."""
-    qs = Judgment.objects.select_related("rater", "pair", "batch").order_by("-created_at", "-id")
+    # Newest first by id (ids come from one sequence, in creation order): the primary key and
+    # judgment_rater_recent_idx serve it without sorting a rater's or the table's judgments.
+    qs = Judgment.objects.select_related("rater", "pair", "batch").order_by("-id")
     if not (hasattr(user, "profile") and user.profile.role == Role.ADMIN):
         qs = qs.filter(rater=user)
     if batch_id is not None:
@@ -146,19 +150,18 @@ def assignment_of(*, user, assignment_id: int) -> Assignment:
 
 
 def raters_with_stats() -> QuerySet[Profile]:
-    """Profiles with their judgment counts; median time per pair comes from rater_median_times."""
+    """Profiles with their judgment counts and mean time per pair, from the counters kept on
+    Profile by judgment_submit (no scan of the judgments)."""
     return Profile.objects.select_related("user", "specialty").annotate(
-        n_judgments=Count("user__judgments", filter=Q(user__judgments__is_current=True)),
+        n_judgments=F("judgments_count"),
     ).order_by("role", "user__username")
 
 
-def rater_median_times(*, user_ids: list[int]) -> dict[int, float | None]:
-    import statistics
-
-    times: dict[int, list[int]] = {}
-    for rater_id, ms in Judgment.objects.filter(rater_id__in=user_ids, is_current=True, time_spent_ms__isnull=False).values_list("rater_id", "time_spent_ms"):
-        times.setdefault(rater_id, []).append(ms)
-    return {uid: (statistics.median(times[uid]) / 1000.0 if times.get(uid) else None) for uid in user_ids}
+def rater_mean_time_s(profile: Profile) -> float | None:
+    """Mean seconds per pair over the rater's current judgments that report a time."""
+    if not profile.time_spent_n:
+        return None
+    return profile.time_spent_ms_total / profile.time_spent_n / 1000.0
 
 
 def audit_events(*, username: str | None = None, batch_id: int | None = None, object_type: str | None = None,
@@ -175,6 +178,18 @@ def audit_events(*, username: str | None = None, batch_id: int | None = None, ob
     if action:
         qs = qs.filter(action__startswith=action)
     return qs
+
+
+def import_job_get(*, job_id: int) -> ImportJob:
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"Import {job_id} does not exist.")
+    return job
+
+
+def import_jobs_recent(*, batch_id: int, limit: int = 5) -> list[ImportJob]:
+    """The batch's latest background imports, newest first (import_job_batch_idx)."""
+    return list(ImportJob.objects.filter(batch_id=batch_id).order_by("-created_at")[:limit])
 
 
 def user_get(*, user_id: int):

@@ -239,7 +239,7 @@ def batch_transition(*, batch_id: int, to_state: str, actor, force: bool = False
         fields = ["state"]
         data: dict = {"from": batch.state, "to": to_state}
         if to_state == BatchState.OPEN:
-            if not Pair.objects.filter(batch=batch).exists():
+            if not batch.pairs_count + batch.calibration_count:
                 raise Conflict(f"Batch {batch.name!r} has no pairs; import pairs before opening it.")
             flagged = Pair.objects.filter(batch=batch, phi_findings__isnull=False).count()
             if flagged:
@@ -322,7 +322,45 @@ def batch_close(*, batch_id: int, actor, force: bool = False, override_reason: s
 
 
 def batch_pairs_short(*, batch: Batch) -> int:
-    """Regular (non-calibration) pairs with fewer current judgments than the batch asks for."""
-    return Pair.objects.filter(
-        batch=batch, gold_preference__isnull=True, judgments_count__lt=batch.raters_per_pair
-    ).count()
+    """Regular (non-calibration) pairs with fewer current judgments than the batch asks for,
+    from the batch's counters (no count of its pairs)."""
+    return max(batch.pairs_count - batch.pairs_complete, 0)
+
+
+# How the counters on Batch and Profile follow from the rows: one grouped pass per table.
+_BATCH_COUNTERS_SQL = """
+UPDATE annotation_batch SET
+  pairs_count = COALESCE((SELECT COUNT(*) FROM annotation_pair p
+                          WHERE p.batch_id = annotation_batch.id AND p.gold_preference IS NULL), 0),
+  calibration_count = COALESCE((SELECT COUNT(*) FROM annotation_pair p
+                                WHERE p.batch_id = annotation_batch.id AND p.gold_preference IS NOT NULL), 0),
+  judgments_done = COALESCE((SELECT SUM(p.judgments_count) FROM annotation_pair p
+                             WHERE p.batch_id = annotation_batch.id AND p.gold_preference IS NULL), 0),
+  pairs_complete = COALESCE((SELECT COUNT(*) FROM annotation_pair p WHERE p.batch_id = annotation_batch.id
+                             AND p.gold_preference IS NULL AND p.judgments_count >= annotation_batch.raters_per_pair), 0),
+  judgment_rows = COALESCE((SELECT COUNT(*) FROM annotation_judgment j WHERE j.batch_id = annotation_batch.id), 0)
+"""
+_PROFILE_COUNTERS_SQL = """
+UPDATE annotation_profile SET
+  judgments_count = COALESCE((SELECT COUNT(*) FROM annotation_judgment j
+                              WHERE j.rater_id = annotation_profile.user_id AND j.is_current), 0),
+  time_spent_ms_total = COALESCE((SELECT SUM(j.time_spent_ms) FROM annotation_judgment j
+                                  WHERE j.rater_id = annotation_profile.user_id AND j.is_current), 0),
+  time_spent_n = COALESCE((SELECT COUNT(j.time_spent_ms) FROM annotation_judgment j
+                           WHERE j.rater_id = annotation_profile.user_id AND j.is_current), 0)
+"""
+
+
+@transaction.atomic
+def batch_counters_recount(*, batch_ids: list[int] | None = None, rater_ids: list[int] | None = None) -> None:
+    """Rebuild the progress counters of batches and raters from their rows (all when no ids are
+    given). For the migration that introduced them, bulk loads that bypass the services (the
+    scale bench, test factories) and repairs; the services keep them current otherwise."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for sql, ids, column in ((_BATCH_COUNTERS_SQL, batch_ids, "id"), (_PROFILE_COUNTERS_SQL, rater_ids, "user_id")):
+            if ids is not None and not ids:
+                continue
+            where = f" WHERE {column} IN ({', '.join(['%s'] * len(ids))})" if ids else ""
+            cursor.execute(sql + where, list(ids or []))

@@ -7,6 +7,7 @@ urlpatterns = [
     path("batches/", apis.BatchListCreateApi.as_view(), name="batch-list"),
     path("batches/<int:batch_id>/", apis.BatchDetailApi.as_view(), name="batch-detail"),
     path("batches/<int:batch_id>/pairs/", apis.BatchPairsImportApi.as_view(), name="batch-pairs"),
+    path("imports/<int:job_id>/", apis.ImportJobDetailApi.as_view(), name="import-job-detail"),
     path("batches/<int:batch_id>/open/", apis.BatchOpenApi.as_view(), name="batch-open"),
     path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
     path("batches/<int:batch_id>/settings/", apis.BatchSettingsApi.as_view(), name="batch-settings"),

@@ -86,7 +86,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two raters asking for work at once
     # serialise instead of both reading the same free slot (see pair_lease_next).
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
+    # WAL: readers never wait for a writer, so pages keep answering while an import writes
+    # (writers still take turns: a big import's write phase delays judgments, never reads).
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30,
+                                       "init_command": "PRAGMA journal_mode=WAL;"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -161,6 +164,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["annotation.permissions.IsActiveUser"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.ClinPrefAutoSchema",
     "EXCEPTION_HANDLER": "annotation.errors.api_exception_handler",
+    # Every body is read with a size bound and JSON with a nesting bound (annotation/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "annotation.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
@@ -200,7 +209,14 @@ CLINPREF = {
     "LEASE_SECONDS": int(os.environ.get("CLINPREF_LEASE_SECONDS", 15 * 60)),
     "MAX_TEXT_CHARS": int(os.environ.get("CLINPREF_MAX_TEXT_CHARS", 50_000)),
     "MAX_IMPORT_LINES": int(os.environ.get("CLINPREF_MAX_IMPORT_LINES", 1_000_000)),
+    # Imports with more lines than this run as a background task (ImportJob); the API answers 202.
+    "IMPORT_INLINE_MAX_LINES": int(os.environ.get("CLINPREF_IMPORT_INLINE_MAX_LINES", 5_000)),
+    # The dashboard's upload refuses files above this; use `manage.py import_pairs` for them.
+    "MAX_UPLOAD_BYTES": int(os.environ.get("CLINPREF_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)),
 }
+# Agreement reports of batches with more judgment rows than this are computed by a task and
+# served from the cache; smaller ones are computed on first view.
+AGREEMENT_INLINE_MAX_JUDGMENTS = int(os.environ.get("AGREEMENT_INLINE_MAX_JUDGMENTS", 200_000))
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
@@ -214,7 +230,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 200 * 1024 * 1024))
+# What one request may carry: about 100,000 short pairs of JSONL. Bigger files go through the
+# dashboard's upload (streamed to disk, imported in the background) or `manage.py import_pairs`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024))
 
 # Object storage for exports and model artifacts when web and GPU workers are on different
 # hosts (DEFAULT_FILE_STORAGE=storages.backends.s3.S3Storage): django-storages reads these.

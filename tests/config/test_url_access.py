@@ -61,6 +61,7 @@ ROWS = [
         body={"phi_policy": "nonsense"}),
     api("batch-phi", "/api/batches/{draft}/phi/", **ADMIN_ONLY_API, admin=200),
     api("batch-phi", "/api/batches/{draft}/phi/", **ADMIN_ONLY_API, admin=400, method="post"),
+    api("import-job-detail", "/api/imports/999999/", **ADMIN_ONLY_API, admin=404),
     api("next-pair", "/api/next/", physician=200, other=204, senior=200, admin=403),
     api("assignment-list", "/api/assignments/", physician=200, other=200, senior=200, admin=200),
     # Someone else's assignment looks exactly like a missing one, to everyone but its rater.

@@ -4,7 +4,9 @@ model's prediction of a pair are served here and nowhere else."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
+
+from annotation.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -36,7 +38,7 @@ def round_response(rnd: Round, *, with_measures: bool = False, status_code=statu
 
 class RoundListApi(APIView):
     permission_classes = [IsAdminRole]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
         source_run = serializers.IntegerField(required=False, min_value=1, help_text="A succeeded policy run to sample.")

@@ -49,7 +49,8 @@ def test_reward_runner_learns_and_scores_the_heldout_split(tmp_path, models):
     from training.runners import reward
 
     ctx, reports = _ctx(tmp_path, "reward_model", models["reward"],
-                        {"num_train_epochs": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "early_stopping_patience": 0})
+                        {"num_train_epochs": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "early_stopping_patience": 0,
+                         "validation_fraction": 0})
     result = reward.run(ctx)
     m = result.final_metrics
     assert m["steps"] == 12 and m["n_train"] == 16 and m["n_test"] == 4

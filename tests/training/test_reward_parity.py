@@ -132,3 +132,33 @@ def test_early_stopping_sees_validation_rows_and_the_test_split_is_scored_once(t
     card = (ctx.output_dir / "README.md").read_text()
     assert "95% bootstrap CI" in card and "n = 4 pairs" in card and "physicians' pairwise agreement" in card
     assert json.loads((ctx.output_dir / "training_metrics.json").read_text())["final_metrics"]["heldout_n_pairs"] == 4
+
+
+@pytest.mark.parametrize("final, shown, hidden", [
+    ({"heldout_accuracy": 0.612, "heldout_accuracy_ci_low": 0.55, "heldout_accuracy_ci_high": 0.671, "heldout_n_pairs": 255,
+      "heldout_physician_agreement_ceiling": 0.969}, ["61%", "95% CI 55–67%, n = 255 pairs", "physicians agree 97%"], False),
+    ({"heldout_accuracy": 0.7, "heldout_n_pairs": 10}, ["70%", "n = 10 pairs"], False),  # a run from before the interval
+    ({}, [], True),
+])
+def test_run_page_shows_the_heldout_interval_and_n(admin_user, tmp_path, settings, final, shown, hidden):
+    from django.test import Client
+
+    from annotation.export_services import export_create
+    from tests import factories
+    from training.models import TrainingPipeline, TrainingRun
+
+    settings.MEDIA_ROOT = tmp_path
+    batch, _, _ = factories.judged_batch(n_pairs=6, n_raters=3, seed=4)
+    snapshot = export_create(batch=batch, params=None, created_by=admin_user)
+    run = TrainingRun.objects.create(pipeline=TrainingPipeline.objects.create(export=snapshot, spec="reward_model"),
+                                     kind="reward_model", export=snapshot, status="succeeded", final_metrics=final)
+    client = Client()
+    client.force_login(admin_user)
+    body = client.get(f"/dashboard/training/{run.pk}/").content.decode()
+    box = body.split('id="run-heldout"')[1].split('id="run-heldout-sub"')[0]
+    assert ("hidden" in box.split(">")[0]) is hidden
+    sub = body.split('id="run-heldout-sub">')[1].split("</div>")[0]
+    for text in shown:
+        assert text in body.split('id="run-heldout"')[1].split("</div></div>")[0], text
+    if hidden:
+        assert sub == ""

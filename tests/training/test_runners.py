@@ -76,7 +76,8 @@ def test_truncation_is_deliberate_and_counted(tmp_path, models):
     ctx, _ = _ctx(tmp_path, "reward_model", models["reward"], {"max_steps": 1, "per_device_train_batch_size": 4, "max_length": 12})
     result = reward.run(ctx)
     assert result.final_metrics["rows_truncated"] == 20  # every pair cut, none dropped
-    assert result.final_metrics["n_train"] == 16 and any("truncated" in n for n in result.notes)
+    m = result.final_metrics
+    assert m["n_train"] + m["n_validation"] == 16 and any("truncated" in n for n in result.notes)
 
 
 @pytest.mark.parametrize("lora", [False, True])

@@ -80,8 +80,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "weight_decay": 0.0,
         "center_rewards_coefficient": 0.01,
         "use_margin": True,
-        # Early stop: evaluate every epoch, stop after this many evaluations without a better
-        # held-out accuracy (0 disables).
+        # Share of the TRAIN rows (whole prompts, seeded) kept aside as a validation split: early
+        # stopping and anything else decided during training look at it, never at the export's
+        # held-out test split, which is scored once, at the end. 0: no validation split.
+        "validation_fraction": 0.1,
+        # Early stop: evaluate on the validation split every epoch, stop after this many
+        # evaluations without a better validation accuracy (0 disables).
         "early_stopping_patience": 2,
     },
     "dpo": {
@@ -123,6 +127,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "gradient_accumulation_steps": (1, 512),
     "max_grad_norm": (0.0, 100.0),
     "max_length": (8, 32768),
+    "validation_fraction": (0.0, 0.5),
     "lora_r": (1, 1024),
     "beta": (0.0, 10.0),
     "cliprange": (0.0, 1.0),

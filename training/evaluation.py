@@ -1,13 +1,15 @@
 """Evaluation that means something, as pure numpy on plain arrays (no Django, no torch).
 
 Reward models are scored on the held-out split:
-- accuracy: share of pairs where r(chosen) > r(rejected);
+- accuracy: share of pairs where r(chosen) > r(rejected), with a 95% bootstrap interval;
 - margin-weighted accuracy: the same, weighting each pair by how strongly physicians preferred
   the chosen answer (a "much better" pair counts more than a "slightly better" one);
 - calibration: expected calibration error of p = sigmoid(r_chosen - r_rejected) against the share
   of physicians who preferred the chosen answer (1.0 when only the consensus label is known);
 - agreement with held-out physicians next to the physicians' agreement with each other on the
-  same pairs: the second figure is the ceiling a reward model can reasonably reach.
+  same pairs: the second figure is the ceiling a reward model can reasonably reach. Both are
+  pairwise: the share of (model, physician) vote pairs, and of (physician, physician) vote pairs on
+  the same pair, that agree (ties left out).
 
 Policy runs (PPO/GRPO/RLOO) are watched for reward hacking: a KL to the reference or a mean response
 length that runs away is flagged."""
@@ -38,6 +40,19 @@ def expected_calibration_error(probs: Sequence[float], labels: Sequence[float], 
         if mask.any():
             ece += mask.mean() * abs(p[mask].mean() - y[mask].mean())
     return float(ece)
+
+
+def bootstrap_interval(values: Sequence[float], *, n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (e.g. 1/0 per pair for accuracy, or a
+    per-pair difference of two models' hits for a paired comparison). Seeded: same input, same
+    interval. Returns (nan, nan) for no values."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
 def _sign(x: float) -> int:
@@ -71,6 +86,8 @@ def reward_model_report(
     diff = rc - rr
     correct = (diff > 0).astype(float)
     report["accuracy"] = float(correct.mean())
+    # How sure the figure is: a 95% bootstrap interval over the held-out pairs (n_pairs above).
+    report["accuracy_ci_low"], report["accuracy_ci_high"] = bootstrap_interval(correct)
     report["mean_margin"] = float(diff.mean())
     if margins is not None:
         w = np.asarray(margins, dtype=float)

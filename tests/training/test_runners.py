@@ -49,7 +49,8 @@ def test_reward_runner_learns_and_scores_the_heldout_split(tmp_path, models):
     from training.runners import reward
 
     ctx, reports = _ctx(tmp_path, "reward_model", models["reward"],
-                        {"num_train_epochs": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "early_stopping_patience": 0})
+                        {"num_train_epochs": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "early_stopping_patience": 0,
+                         "validation_fraction": 0})
     result = reward.run(ctx)
     m = result.final_metrics
     assert m["steps"] == 12 and m["n_train"] == 16 and m["n_test"] == 4
@@ -75,7 +76,8 @@ def test_truncation_is_deliberate_and_counted(tmp_path, models):
     ctx, _ = _ctx(tmp_path, "reward_model", models["reward"], {"max_steps": 1, "per_device_train_batch_size": 4, "max_length": 12})
     result = reward.run(ctx)
     assert result.final_metrics["rows_truncated"] == 20  # every pair cut, none dropped
-    assert result.final_metrics["n_train"] == 16 and any("truncated" in n for n in result.notes)
+    m = result.final_metrics
+    assert m["n_train"] + m["n_validation"] == 16 and any("truncated" in n for n in result.notes)
 
 
 @pytest.mark.parametrize("lora", [False, True])

@@ -58,7 +58,8 @@ def _numbers(logs: dict) -> dict:
 
 class ProgressCallback(TrainerCallback):
     """Reports every log to the run row and stops training when the run is cancelled, when the
-    policy's KL passes its target, or when held-out accuracy stops improving."""
+    policy's KL passes its target, or when validation accuracy stops improving (the trainer's
+    eval split is the validation share carved from the train rows, never the held-out test)."""
 
     def __init__(
         self,
@@ -105,13 +106,14 @@ class ProgressCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         accuracy = (metrics or {}).get("eval_accuracy")
-        if self.patience and accuracy is not None:
-            if accuracy > self.best_eval_accuracy + 1e-9:
-                self.best_eval_accuracy, self.evals_without_gain = accuracy, 0
-            else:
-                self.evals_without_gain += 1
-                if self.evals_without_gain >= self.patience:
-                    self._stop(control, "early_stopping")
+        if accuracy is None:
+            return
+        if accuracy > self.best_eval_accuracy + 1e-9:
+            self.best_eval_accuracy, self.evals_without_gain = accuracy, 0
+        else:
+            self.evals_without_gain += 1
+            if self.patience and self.evals_without_gain >= self.patience:
+                self._stop(control, "early_stopping")
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.should_stop():
@@ -151,6 +153,31 @@ def preference_rows(ctx: RunContext) -> tuple[list[dict], list[dict]]:
         found = ", ".join(str(p.relative_to(ctx.data_dir)) for p in Path(ctx.data_dir).rglob("*") if p.is_file()) or "nothing"
         raise ValueError(f"The export snapshot has no training pairs to learn from (files: {found}).")
     return train, test
+
+
+def validation_split(rows: list[dict], *, fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, validation): about `fraction` of the rows, whole prompts at a time (prompt-disjoint,
+    like the export's test split), chosen by a seeded shuffle of the distinct prompts. The
+    validation share is what early stopping may look at; the held-out test split stays untouched
+    until the end. Keeps at least one training prompt; fraction 0 (or one prompt) -> no split."""
+    import random
+    from collections import Counter
+
+    keys = [json.dumps(row.get("prompt", ""), sort_keys=True) for row in rows]
+    sizes = Counter(keys)
+    prompts = sorted(sizes)
+    if fraction <= 0 or len(prompts) < 2:
+        return list(rows), []
+    random.Random(seed).shuffle(prompts)
+    target, held, taken = fraction * len(rows), set(), 0
+    for prompt in prompts[:-1]:
+        if taken >= target:
+            break
+        held.add(prompt)
+        taken += sizes[prompt]
+    train = [row for row, key in zip(rows, keys) if key not in held]
+    validation = [row for row, key in zip(rows, keys) if key in held]
+    return train, validation
 
 
 def votes_oriented(row: dict) -> list[int] | None:
@@ -274,6 +301,17 @@ def stop_reason(callback: ProgressCallback, trainer) -> str:
     return "" if done and callback.stopped != "cancelled" else callback.stopped
 
 
+def load_reward_model(path: str):
+    """A one-label sequence classifier from any checkpoint: a reward model, a causal LM or a bare
+    encoder such as MiniLM (the missing score head is initialised, which is what we want).
+    Shared by the reward runner (its base) and the online policy runners (the parent's model)."""
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+    from transformers import AutoModelForSequenceClassification
+
+    with suppress_seqcls_warning():
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+
+
 def load_policy(path: str):
     from transformers import AutoModelForCausalLM
 
@@ -352,7 +390,6 @@ def online_policy_run(ctx: RunContext, trainer_cls) -> RunResult:
 
     from training.runners.trl_configs import lora_config_build, trl_config_build
     from training.evaluation import policy_monitor_flags
-    from training.runners.reward import load_reward_model
 
     quiet_libraries()
     cfg = dict(ctx.config)

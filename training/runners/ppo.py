@@ -24,6 +24,7 @@ from training.runners.common import (
     StopTraining,
     Stopwatch,
     load_policy,
+    load_reward_model,
     load_tokenizer,
     model_card_write,
     preference_rows,
@@ -35,7 +36,6 @@ from training.runners.common import (
     trainer_summary,
 )
 from training.runners.trl_configs import lora_config_build, trl_config_build
-from training.runners.reward import load_reward_model
 
 
 class _BridgeBackbone(nn.Module):

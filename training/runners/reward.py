@@ -1,6 +1,7 @@
 """Reward model: TRL RewardTrainer on the export's train split, a one-label sequence classifier
-(Bradley-Terry loss, minus the pair's margin when the export has one), early stop on held-out
-accuracy, then scored on the held-out split with training.evaluation.reward_model_report."""
+(Bradley-Terry loss, minus the pair's margin when the export has one). Early stopping looks at a
+validation share carved from the train rows (prompt-disjoint, `validation_fraction`); the export's
+held-out split is scored once, at the end, with training.evaluation.reward_model_report."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, set_seed
+from transformers import set_seed
 
 from training.evaluation import reward_model_report
 from training.runners.common import (
@@ -18,6 +19,7 @@ from training.runners.common import (
     Stopwatch,
     completion_text,
     encode_pair_truncated,
+    load_reward_model,
     load_tokenizer,
     model_card_write,
     preference_rows,
@@ -29,18 +31,10 @@ from training.runners.common import (
     trainer_dir,
     trainer_quiet,
     trainer_summary,
+    validation_split,
     votes_oriented,
 )
 from training.runners.trl_configs import lora_config_build, trl_config_build
-
-
-def load_reward_model(path: str):
-    """A one-label sequence classifier from any checkpoint: a reward model, a causal LM or a bare
-    encoder such as MiniLM (the missing score head is initialised, which is what we want)."""
-    from trl.trainer.reward_trainer import suppress_seqcls_warning
-
-    with suppress_seqcls_warning():
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
 
 
 def tokenize_preferences(rows: list[dict], tokenizer, *, max_length: int, use_margin: bool) -> tuple[Dataset, int]:
@@ -81,6 +75,17 @@ def score_sequences(model, tokenizer, sequences: list[list[int]], *, batch_size:
     return scores
 
 
+def heldout_summary(final: dict) -> str:
+    """One line for the model card: held-out accuracy, its interval and n, next to the ceiling."""
+    line = (f"Held-out accuracy {100 * final['heldout_accuracy']:.1f}% (95% bootstrap CI "
+            f"{100 * final['heldout_accuracy_ci_low']:.1f}-{100 * final['heldout_accuracy_ci_high']:.1f}%, "
+            f"n = {final['heldout_n_pairs']} pairs, scored once after training)")
+    ceiling = final.get("heldout_physician_agreement_ceiling")
+    if ceiling is not None:
+        line += f"; physicians' pairwise agreement on the same pairs {100 * ceiling:.1f}%"
+    return line + "."
+
+
 def run(ctx: RunContext) -> RunResult:
     from trl import RewardTrainer
 
@@ -88,19 +93,23 @@ def run(ctx: RunContext) -> RunResult:
     cfg = ctx.config
     set_seed(cfg["seed"])
     train_rows, test_rows = preference_rows(ctx)
+    # Early stopping (and anything else chosen during training) sees only this validation share
+    # of the train rows; the held-out test split is scored once, after training.
+    train_rows, val_rows = validation_split(train_rows, fraction=cfg.get("validation_fraction", 0.0), seed=cfg["seed"])
     tokenizer = load_tokenizer(ctx.base_model, padding_side="right")
     train_ds, train_cut = tokenize_preferences(train_rows, tokenizer, max_length=cfg["max_length"], use_margin=cfg["use_margin"])
-    test_ds, test_cut = tokenize_preferences(test_rows, tokenizer, max_length=cfg["max_length"], use_margin=cfg["use_margin"]) if test_rows else (None, 0)
+    val_ds, val_cut = tokenize_preferences(val_rows, tokenizer, max_length=cfg["max_length"], use_margin=cfg["use_margin"]) if val_rows else (None, 0)
+    test_ds, test_cut = tokenize_preferences(test_rows, tokenizer, max_length=cfg["max_length"], use_margin=False) if test_rows else (None, 0)
 
     model = load_reward_model(ctx.base_model)
     model.config.pad_token_id = tokenizer.pad_token_id
-    args = trl_config_build(kind="reward_model", config=cfg, output_dir=trainer_dir(ctx), has_eval=test_ds is not None)
+    args = trl_config_build(kind="reward_model", config=cfg, output_dir=trainer_dir(ctx), has_eval=val_ds is not None)
     callback = ProgressCallback(report=ctx.report, should_stop=ctx.should_stop, early_stopping_patience=cfg["early_stopping_patience"])
     trainer = RewardTrainer(
         model=model,
         args=args,
         train_dataset=train_ds,
-        eval_dataset=test_ds,
+        eval_dataset=val_ds,
         processing_class=tokenizer,
         callbacks=[callback],
         peft_config=lora_config_build(config=cfg, task_type="SEQ_CLS"),
@@ -110,17 +119,21 @@ def run(ctx: RunContext) -> RunResult:
     output = trainer.train()
     train_seconds = clock.seconds()
 
+    cut = train_cut + val_cut + test_cut
     final = {
         "train_loss": output.training_loss,
         **trainer_summary(trainer, train_seconds),
         "n_train": len(train_rows),
+        "n_validation": len(val_rows),
         "n_test": len(test_rows),
-        "rows_truncated": train_cut + test_cut,
+        "rows_truncated": cut,
         "max_length": cfg["max_length"],
     }
+    if callback.best_eval_accuracy >= 0:
+        final["validation_best_accuracy"] = callback.best_eval_accuracy
     notes = []
-    if train_cut + test_cut:
-        notes.append(f"{train_cut + test_cut} pair(s) were longer than {cfg['max_length']} tokens and were truncated (prompt start first), not dropped.")
+    if cut:
+        notes.append(f"{cut} pair(s) were longer than {cfg['max_length']} tokens and were truncated (prompt start first), not dropped.")
 
     if test_rows:
         scored_model = trainer.model
@@ -134,6 +147,7 @@ def run(ctx: RunContext) -> RunResult:
         disjoint = [True] * len(test_rows) if read_manifest(ctx.data_dir).get("filters", {}).get("rater_disjoint_test") else None
         evaluation = reward_model_report(rewards_chosen=rc, rewards_rejected=rr, margins=margins, votes=votes, rater_disjoint=disjoint)
         final.update({f"heldout_{k}": v for k, v in evaluation.items()})
+        notes.append(heldout_summary(final))
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         with open(ctx.output_dir / "heldout_scores.jsonl", "w", encoding="utf-8") as fh:
             for row, a, b in zip(test_rows, rc, rr):

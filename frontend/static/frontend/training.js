@@ -70,6 +70,18 @@
     error.hidden = !run.error;
     error.textContent = run.error || "";
     if (run.metrics && run.metrics.charts) draw(run.metrics.charts);
+    heldout(run.final_metrics || {});
+  }
+
+  // Held-out accuracy with its 95% bootstrap interval and n, next to the physicians' ceiling.
+  function heldout(m) {
+    if (typeof m.heldout_accuracy !== "number") return;
+    const pct = (x) => Math.round(100 * x);
+    let sub = `95% CI ${pct(m.heldout_accuracy_ci_low)}–${pct(m.heldout_accuracy_ci_high)}%, n = ${m.heldout_n_pairs} pairs`;
+    if (typeof m.heldout_physician_agreement_ceiling === "number") sub += `; physicians agree ${pct(m.heldout_physician_agreement_ceiling)}%`;
+    document.getElementById("run-heldout-value").textContent = pct(m.heldout_accuracy) + "%";
+    document.getElementById("run-heldout-sub").textContent = sub;
+    document.getElementById("run-heldout").hidden = false;
   }
 
   async function poll() {

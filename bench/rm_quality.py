@@ -98,11 +98,11 @@ _CANONICAL = {0: 0, 1: -1, 2: 1}
 
 def platform_export(*, test_fraction: float, seed: int = 0) -> tuple[object, dict]:
     """Import, judge, close and export PandaLM through the services; returns (snapshot, counts)."""
-    from annotation.assignment import JudgmentInput, judgment_submit, pair_lease_next, preference_to_display
-    from annotation.export_services import export_create
-    from annotation.importing import pairs_import
+    from annotation.labeling.assignment import JudgmentInput, judgment_submit, pair_lease_next, preference_to_display
+    from annotation.exports.services import export_create
+    from annotation.labeling.importing import pairs_import
     from annotation.models import Pair
-    from annotation.services import batch_close, batch_create, batch_open, rater_create
+    from annotation.labeling.services import batch_close, batch_create, batch_open, rater_create
 
     items, skipped = pandalm_items()
     tag = f"{time.time_ns()}"
@@ -131,7 +131,7 @@ def platform_export(*, test_fraction: float, seed: int = 0) -> tuple[object, dic
 
 
 def export_files(snapshot, out: Path) -> Path:
-    from annotation.export_services import export_open_file
+    from annotation.exports.services import export_open_file
 
     out.mkdir(parents=True, exist_ok=True)
     for name in ("train.jsonl", "test.jsonl", "manifest.json"):

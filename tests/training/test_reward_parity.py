@@ -143,7 +143,7 @@ def test_early_stopping_sees_validation_rows_and_the_test_split_is_scored_once(t
 def test_run_page_shows_the_heldout_interval_and_n(admin_user, tmp_path, settings, final, shown, hidden):
     from django.test import Client
 
-    from annotation.export_services import export_create
+    from annotation.exports.services import export_create
     from tests import factories
     from training.models import TrainingPipeline, TrainingRun
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotation import models as m
+from annotation.labeling import hotsql
 
 User = get_user_model()
 
@@ -106,6 +107,7 @@ def add_judgment(pair: m.Pair, rater, preference: int, *, a_shown_first: bool = 
         judgments_count=m.Judgment.objects.filter(pair=pair, is_current=True).count(),
         open_slots=max(pair.batch.raters_per_pair - m.Assignment.objects.filter(pair=pair).count(), 0),
     )
+    hotsql.batch_data_changed(batch_id=pair.batch_id)  # as judgment_submit does
     return judgment
 
 

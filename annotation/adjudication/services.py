@@ -9,6 +9,7 @@ from django.db import transaction
 
 from annotation.audit import audit_record
 from annotation.errors import DomainError, Forbidden
+from annotation.labeling import hotsql
 from annotation.models import Adjudication, Pair
 
 from .selectors import PREFERENCE_SYMBOLS, user_can_adjudicate
@@ -60,4 +61,5 @@ def adjudication_record(
             actor=decided_by, action="adjudication.recorded", obj=adjudication, batch=pair.batch_id,
             data={"pair": pair.pk, "preference": value, "a_unsafe": bool(a_unsafe), "b_unsafe": bool(b_unsafe), "note": note},
         )
+        hotsql.batch_data_changed(batch_id=pair.batch_id)
     return adjudication

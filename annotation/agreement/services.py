@@ -1,7 +1,7 @@
 """Agreement reports for batches: load a batch's current judgments into arrays, run the pure
 engine (annotation.agreement), add what the dashboard shows (Landis-Koch wording, preference
 distribution, per-criterion agreement, most-disputed pairs), and cache the result in
-AgreementReport until the batch's judgments or adjudications change.
+AgreementReport until the batch's data_version changes.
 
 Selectors for the dashboard and the API:
 - agreement_report_for_batch(batch=, level=) -> dict   the cached report (+ the live gate)
@@ -15,9 +15,7 @@ Selectors for the dashboard and the API:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, IntegerField, Max, Sum, Value
+from django.db.models import IntegerField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
 
@@ -271,18 +269,17 @@ def _disputed(data: BatchJudgments, *, limit: int) -> tuple[int, list[dict]]:
 
 
 def batch_agreement_fingerprint(*, batch: Batch) -> str:
-    """Changes whenever a judgment or adjudication of the batch is written. Judgments are never
-    updated in place (a correction is a new row), so count and max id over all revisions catch
-    every change; gold labels are covered by count, sum and max id of calibration pairs."""
-    j = Judgment.objects.filter(batch=batch).aggregate(n=Count("id"), top=Max("id"))
-    a = Adjudication.objects.filter(pair__batch=batch).aggregate(n=Count("id"), top=Max("id"))
-    g = Pair.objects.filter(batch=batch, gold_preference__isnull=False).aggregate(n=Count("id"), s=Sum("gold_preference"), top=Max("id"))
-    raw = json.dumps([REPORT_VERSION, bootstrap_resamples(), j, a, g], sort_keys=True, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    """The key of a batch's cached reports: its data_version, which every write that can change a
+    figure bumps in its own transaction (judgments and corrections, adjudications, gold labels,
+    imported pairs), plus what else decides the payload (report version, bootstrap resamples).
+    Read from the row, not from `batch`, which may be stale; read before the judgments are loaded,
+    so a write that lands in between makes the stored report newer than its key, never older."""
+    version = Batch.objects.filter(pk=batch.pk).values_list("data_version", flat=True).first() or 0
+    return f"r{REPORT_VERSION}-b{bootstrap_resamples()}-d{version}"
 
 
 def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> dict:
-    """The batch's report at a granularity, computed once per change of its judgments and served
+    """The batch's report at a granularity, computed once per change of its data and served
     from AgreementReport otherwise. The training gate is added fresh (thresholds can change
     without the judgments changing)."""
     level = level_validate(level)

@@ -149,6 +149,25 @@ class BatchCloseApi(APIView):
         return batch_response(batch_id)
 
 
+class PairGoldApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        gold_preference = serializers.IntegerField(min_value=-2, max_value=2, help_text="-2 (A much better) .. 2 (B much better).")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        batch = serializers.IntegerField(source="batch_id")
+        gold_preference = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 409: dict})
+    def put(self, request, pair_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.pair_gold_set(pair_id=pair_id, gold_preference=data.validated_data["gold_preference"], actor=request.user)
+        return Response(self.OutputSerializer(pair).data)
+
+
 # ---------------------------------------------------------------- physicians: the hot path
 
 def assignment_payload(assignment) -> dict:

@@ -363,4 +363,5 @@ def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgme
         actor=rater, action="judgment.corrected" if previous else "judgment.submitted", obj=judgment,
         batch=assignment.batch_id, data={"pair": assignment.pair_id, "preference": judgment.preference, "revision": judgment.revision},
     )
+    hotsql.batch_data_changed(batch_id=assignment.batch_id)
     return judgment

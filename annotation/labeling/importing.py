@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
+from annotation.labeling import hotsql
 from annotation.labeling.bulk import bulk_insert
 from annotation.errors import Conflict, ImportRejected
 from annotation.models import Batch, BatchState, Completion, Pair, Preference, Prompt, Specialty
@@ -185,6 +186,7 @@ def pairs_import(*, batch: Batch, lines: Iterable[bytes | str], actor,
     with transaction.atomic():
         created = _pairs_write(batch=batch, parsed=parsed)
         audit_record(actor=actor, action="batch.pairs_imported", obj=batch, batch=batch, data={"pairs": created})
+        hotsql.batch_data_changed(batch_id=batch.pk)
     return created
 
 

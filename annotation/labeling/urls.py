@@ -9,6 +9,7 @@ urlpatterns = [
     path("batches/<int:batch_id>/pairs/", apis.BatchPairsImportApi.as_view(), name="batch-pairs"),
     path("batches/<int:batch_id>/open/", apis.BatchOpenApi.as_view(), name="batch-open"),
     path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
+    path("pairs/<int:pair_id>/gold/", apis.PairGoldApi.as_view(), name="pair-gold"),
     path("next/", apis.NextPairApi.as_view(), name="next-pair"),
     path("assignments/", apis.AssignmentListApi.as_view(), name="assignment-list"),
     path("assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="assignment-detail"),

@@ -28,8 +28,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import IntegerField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
+from django.utils import timezone
 
 from annotation import agreement as engine
+from annotation.audit import audit_record
 from annotation.errors import DomainError
 from annotation.models import Adjudication, AgreementReport, Batch, BatchState, Judgment, Pair
 
@@ -328,6 +330,18 @@ def batch_agreement_gate(*, batch: Batch) -> tuple[bool, list[str]]:
     against the consensus of the others) clears Batch.min_alpha and Batch.min_rater_kappa."""
     report = agreement_report_for_batch(batch=batch, level=DEFAULT_LEVEL)
     return report["gate"]["passed"], report["gate"]["reasons"]
+
+
+def batch_gate_block_record(*, batch: Batch, reasons: list[str]) -> None:
+    """Record on the batch that closing it did not start training because agreement is below its
+    gate (and no override reason was given), and audit it. The batch row then answers "was
+    training blocked?" in one read. Call inside the caller's transaction, holding the batch's row lock."""
+    batch.gate_blocked_at = timezone.now()
+    batch.gate_blocked_reasons = list(reasons)
+    batch.save(update_fields=["gate_blocked_at", "gate_blocked_reasons"])
+    audit_record(actor=None, action="training.gate_blocked", obj=batch, batch=batch,
+                 data={"reasons": reasons, "note": "Training was not started: agreement is below the batch's "
+                       "gate and no override reason was given."})
 
 
 # --- derived views for the dashboard ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The labeling API (batches, pairs, the judging hot path, raters, audit): one thin class per operation. Input is validated by a nested
 InputSerializer, the work is one service or selector call, output is an OutputSerializer."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -20,9 +20,16 @@ from annotation.labeling.assignment import (
     preference_to_display,
 )
 from annotation.labeling.importing import pairs_import
-from annotation.models import FLAG_CHOICES, HarmSeverity, RationalePolicy, Role
+from annotation.models import FLAG_CHOICES, BatchState, HarmSeverity, RationalePolicy, Role
 from annotation.parsers import NDJSONParser
 from annotation.permissions import IsAdminRole, IsPhysician
+
+
+class CloseOutcome(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["waiting_for_broker", "queued", "gate_blocked", "started", "failed"])
+    message = serializers.CharField()
+    gate_reasons = serializers.ListField(child=serializers.CharField())
+    handled_at = serializers.DateTimeField(allow_null=True)
 
 
 class BatchOutput(serializers.Serializer):
@@ -45,9 +52,14 @@ class BatchOutput(serializers.Serializer):
     exported_at = serializers.DateTimeField()
     pairs_short_at_close = serializers.IntegerField(allow_null=True)
     progress = serializers.SerializerMethodField()
+    close_outcome = serializers.SerializerMethodField(help_text="What closing has led to so far; null until the batch is closed.")
 
     def get_progress(self, batch) -> dict:
         return selectors.batch_progress(batch)
+
+    @extend_schema_field(CloseOutcome(allow_null=True))
+    def get_close_outcome(self, batch) -> dict | None:
+        return selectors.batch_close_outcome(batch=batch) if batch.state in (BatchState.CLOSED, BatchState.EXPORTED) else None
 
 
 def batch_response(batch_id: int, *, status_code=status.HTTP_200_OK) -> Response:

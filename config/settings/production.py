@@ -6,7 +6,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
-from .base import STORAGES, env_bool
+from .base import CELERY_BROKER_URL, STORAGES, env_bool
 
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -26,3 +26,12 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = 8 * 3600
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
+
+# Tasks run in workers, never inside a request: without a real broker production does not start.
+if not CELERY_BROKER_URL or CELERY_BROKER_URL.split(":", 1)[0] in ("memory", "filesystem"):
+    raise ImproperlyConfigured(
+        "Set CELERY_BROKER_URL (or REDIS_URL) to a real broker, e.g. redis://redis:6379/0: production never runs tasks "
+        f"inside a web request and has no embedded broker (got {CELERY_BROKER_URL!r})."
+    )
+if env_bool("CELERY_TASK_ALWAYS_EAGER", False):
+    raise ImproperlyConfigured("CELERY_TASK_ALWAYS_EAGER is for the test settings only; unset it in production.")

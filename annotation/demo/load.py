@@ -18,7 +18,7 @@ from annotation.models import Batch, Pair, Role
 from annotation.labeling.services import batch_create, batch_open, rater_create, specialty_get_or_create
 
 User = get_user_model()
-DEMO_FILE = Path(__file__).parent / "demo" / "kqa_demo.jsonl"
+DEMO_FILE = Path(__file__).parent / "kqa_demo.jsonl"
 ADMIN = ("admin", "clinpref-admin")
 PHYSICIANS = [("dr_ito", "Internal Medicine"), ("dr_patel", "Internal Medicine"), ("dr_okafor", "Internal Medicine")]
 PHYSICIAN_PASSWORD = "clinpref-demo"

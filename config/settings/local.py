@@ -26,9 +26,7 @@ if not CELERY_BROKER_URL:
         "processed_folder": _processed,
         "control_folder": os.path.join(EMBEDDED_BROKER_DIR, "control"),
     }
-    # Nothing reads task results (runs record their outcome on their rows): no result backend.
-    CELERY_RESULT_BACKEND = None
-    CELERY_TASK_IGNORE_RESULT = True
+    CELERY_RESULT_BACKEND = None  # results are ignored (base.py); nothing to store them in
     # The filesystem transport polls; a short interval keeps a close-to-pipeline delay under a second.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.5
     CELERY_BEAT_SCHEDULE_FILENAME = os.path.join(EMBEDDED_BROKER_DIR, "beat-schedule")

@@ -159,12 +159,14 @@ def seed_close_batch(n_pairs: int, pipeline: str) -> int:
     from django.utils import timezone
 
     from annotation.labeling.importing import pairs_import
-    from annotation.labeling.services import batch_create, batch_open
+    from annotation.labeling.services import batch_create, batch_open, specialty_get_or_create
     from annotation.models import Assignment, Batch, Judgment, Pair, Profile, Role
 
     User = get_user_model()
     admin = User.objects.get(username="bench_admin")
-    batch = batch_create(name=CLOSE_BATCH, specialty_name="Cardiology", created_by=admin, calibration_rate=0.0)
+    # Another specialty: a second open batch of the load's specialty would change the lease query the load measures.
+    specialty_get_or_create(name="Neurology")
+    batch = batch_create(name=CLOSE_BATCH, specialty_name="Neurology", created_by=admin, calibration_rate=0.0)
     lines = (json.dumps({"prompt": f"Close {i}: palpitations for {i % 30} days?", "response_a": f"Holter monitor and ECG ({i}).",
                          "response_b": f"Ignore it ({i})."}) for i in range(n_pairs))
     pairs_import(batch=batch, lines=lines, actor=admin)
@@ -172,7 +174,7 @@ def seed_close_batch(n_pairs: int, pipeline: str) -> int:
     Batch.objects.filter(pk=batch.pk).update(training_pipeline=pipeline)
     raters = []
     for i in range(3):
-        user = User.objects.create_user(f"bench_closer_{i}", password="x" * 12)
+        user = User.objects.create_user(f"bench_closer_{i}")
         Profile.objects.create(user=user, role=Role.PHYSICIAN, specialty=batch.specialty)
         raters.append(user)
     now = timezone.now()
@@ -390,10 +392,12 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="10 physicians, 6 s runs, a small close, no training")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.levels, args.seconds, args.close_pairs, args.no_training = "10", 4, 200, True
+        args.levels, args.seconds, args.close_pairs, args.no_training = "10", 4, 500, True
     levels = [int(x) for x in args.levels.split(",")]
 
     started = time.monotonic()
+    # SIGTERM tears down like Ctrl-C: the finally below stops every server this script started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="clinpref-faults-"))
     pg, redis = OwnPostgres(work, PG_PORT), OwnRedis(work, REDIS_PORT)
     server = worker = None

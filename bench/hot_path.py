@@ -43,7 +43,7 @@ def seed(n_raters: int, n_pairs: int):
 
     User = get_user_model()
     specialty, _ = specialty_get_or_create(name="Cardiology")
-    admin = User.objects.create_user("bench_admin", password="x" * 12)
+    admin = User.objects.create_user("bench_admin")  # API tokens only: no password to hash
     Profile.objects.create(user=admin, role=Role.ADMIN, specialty=specialty)
     batch = batch_create(name="bench", specialty_name="Cardiology", created_by=admin, calibration_rate=0.0)
     lines = (json.dumps({"prompt": f"Patient {i}: chest pain for {i % 48} hours?", "response_a": f"Urgent ECG and troponin ({i}).",
@@ -52,7 +52,7 @@ def seed(n_raters: int, n_pairs: int):
     batch_open(batch_id=batch.pk, actor=admin)
     tokens = []
     for i in range(n_raters):
-        user = User.objects.create_user(f"bench_dr_{i}", password="x" * 12)
+        user = User.objects.create_user(f"bench_dr_{i}")
         Profile.objects.create(user=user, role=Role.PHYSICIAN, specialty=specialty)
         tokens.append(Token.objects.create(user=user).key)
     return tokens

@@ -24,8 +24,12 @@ def resend_batch_events() -> list[int]:
     return batch_events_resend(sent_before=RESEND_SENT_BEFORE)
 
 
+# A close must answer at once even when the broker is down: one quick retry, then the outbox row
+# records the failure and the periodic re-send takes over.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
 # Looked up at send time, so tests and the eager mode see the current task object.
-batch_event_sender_set(lambda event_id: dispatch_batch_event.delay(event_id))
+batch_event_sender_set(lambda event_id: dispatch_batch_event.apply_async(args=[event_id], retry_policy=PUBLISH_RETRY_POLICY))
 
 
 @app.on_after_finalize.connect

@@ -238,6 +238,10 @@ def web_workers(master: subprocess.Popen) -> list[int]:
     return [int(pid) for pid in out.split()]
 
 
+def _tail(path: Path, chars: int = 1500) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(none)"
+
+
 def wait_for(predicate, timeout: float, every: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -299,7 +303,7 @@ def pipeline_faults(*, redis: OwnRedis, worker: Worker, admin_token: str, probe:
     status, body, took = api("POST", f"/api/batches/{batch_id}/close/", admin_token, {"override_reason": "bench: faults"})
     outcome = (body.get("close_outcome") or {}).get("state")
     report["close while Redis is down"] = f"HTTP {status} in {took:.2f}s, outcome {outcome!r}" + (
-        "" if status == 200 else f" ({body.get('detail')})")
+        "" if status == 200 else f" ({str(body.get('detail'))[:200]!r}; gunicorn log: {_tail(worker.work / 'gunicorn.log')})")
     report["_close_ok"] = status == 200 and outcome == "waiting_for_broker"
     time.sleep(2.0)
     judged_during = [status for start, _, status in probe.samples if start > t_down]
@@ -423,10 +427,11 @@ def main(argv=None) -> int:
         env = server_env(db_url, REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url, CELERY_RESULT_BACKEND=redis.url,
                          MEDIA_ROOT=str(media), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRL_EXPERIMENTAL_SILENCE="1",
                          TOKENIZERS_PARALLELISM="false", CLINPREF_TRAINING_AUTO_PARAMS=json.dumps(TRAINING_PARAMS),
-                         CLINPREF_TRAINING_HEARTBEAT_SECONDS="1", CLINPREF_TRAINING_STALE_SECONDS="6",
+                         CLINPREF_TRAINING_HEARTBEAT_SECONDS="2", CLINPREF_TRAINING_STALE_SECONDS="20",
                          CLINPREF_TRAINING_REAP_EVERY="2", CLINPREF_EVENT_RESEND_EVERY="2", CLINPREF_EVENT_RESEND_AFTER="5",
                          AGREEMENT_BOOTSTRAP_RESAMPLES="200")
-        server = start_server(db_url, args.workers, 1, "sync", port=WEB_PORT, env=env)
+        server = start_server(db_url, args.workers, 1, "sync", port=WEB_PORT, env={**env, "LOG_LEVEL": "ERROR"},
+                              log_path=work / "gunicorn.log")
         # Without the training fault the gpu queue is left unserved: the run the close queues stays queued.
         worker = Worker(env, work, queues="default" if args.no_training else "default,gpu")
         worker.start()

@@ -135,10 +135,11 @@ def server_env(db_url: str, **extra) -> dict:
             "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"), **extra}
 
 
-def start_server(db_url: str, workers: int, threads: int, worker_class: str = "gthread", port: int = PORT, env: dict | None = None):
+def start_server(db_url: str, workers: int, threads: int, worker_class: str = "gthread", port: int = PORT, env: dict | None = None,
+                 log_path=None):
     env = env or server_env(db_url)
     # A file, not a pipe nobody reads: a full pipe would block every worker on its next log line.
-    errors = tempfile.TemporaryFile()
+    errors = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads), "--log-level", "warning"],

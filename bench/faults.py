@@ -238,7 +238,7 @@ def web_workers(master: subprocess.Popen) -> list[int]:
     return [int(pid) for pid in out.split()]
 
 
-def _tail(path: Path, chars: int = 1500) -> str:
+def _tail(path: Path, chars: int = 5000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(none)"
 
 

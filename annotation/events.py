@@ -1,12 +1,20 @@
 """Batch life-cycle events. The outbox row (BatchEvent) is written in the transaction that
 changes the state, so each event exists exactly once; after commit a Celery task hands it to
-every subscriber. Subscribers register at import time from their app's ready()."""
+every subscriber. Subscribers register at import time from their app's ready().
+
+The broker may be down when a batch closes: the close still commits (the outbox row is the
+promise), the row records that the hand-off failed, and batch_events_resend - run periodically by
+celery beat - hands every unhandled event over again once the broker is back. Dispatch is
+idempotent under the row lock, so an event sent twice still runs its subscribers once."""
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from annotation.models import BatchEvent
 
@@ -33,10 +41,34 @@ def batch_closed_subscribe(fn: Callable[[int], None]) -> Callable[[int], None]:
 
 def batch_event_emit(*, event: BatchEvent) -> None:
     """Queue dispatch of a freshly written event once the surrounding transaction commits."""
-    send = _event_sender
-    if send is None:
+    if _event_sender is None:
         raise RuntimeError("No batch-event sender installed: annotation.tasks must be imported (AnnotationConfig.ready does).")
-    transaction.on_commit(lambda: send(event.pk))
+    transaction.on_commit(lambda: batch_event_send(event_id=event.pk))
+
+
+def batch_event_send(*, event_id: int) -> bool:
+    """Hand one event to the broker and record the outcome on its row. A broker that cannot be
+    reached is not an error of the request that closed the batch: the row keeps send_error and
+    the periodic resend delivers it later. Returns whether the broker took it."""
+    try:
+        _event_sender(event_id)
+    except (BrokerUnreachable, ConnectionError, OSError) as exc:
+        logger.warning("batch_event.send_failed", extra={"event_id": event_id, "error": str(exc)})
+        BatchEvent.objects.filter(pk=event_id).update(send_error=f"{type(exc).__name__}: {exc}"[:2000])
+        return False
+    BatchEvent.objects.filter(pk=event_id).update(sent_at=timezone.now(), send_error="")
+    return True
+
+
+def batch_events_resend(*, sent_before: timedelta) -> list[int]:
+    """Hand over again every unhandled event that never reached the broker, or that reached it
+    longer than `sent_before` ago without being handled (a broker restarted without persistence
+    loses its messages; a worker killed with its message unacknowledged holds it until the
+    visibility timeout). Returns the ids handed over now."""
+    stale = timezone.now() - sent_before
+    pending = BatchEvent.objects.filter(handled_at__isnull=True).filter(
+        Q(sent_at__isnull=True) | Q(sent_at__lt=stale)).order_by("pk").values_list("pk", flat=True)
+    return [event_id for event_id in pending if batch_event_send(event_id=event_id)]
 
 
 def batch_event_dispatch(*, event_id: int) -> None:

@@ -132,6 +132,14 @@ class Batch(models.Model):
     # updated in place, so this changes whenever the batch's agreement can change.
     judgment_rows = models.PositiveBigIntegerField(default=0)
 
+    # Set when closing did not start training because agreement was below the gate (and no
+    # override reason was given): the batch itself says what happened, the audit trail keeps the record.
+    gate_blocked_at = models.DateTimeField(null=True, blank=True)
+    gate_blocked_reasons = models.JSONField(default=list, blank=True)
+    # Bumped in the transaction of every write that can change an agreement figure (judgments,
+    # corrections, adjudications, gold labels, imported pairs): cached reports are keyed by it.
+    data_version = models.PositiveBigIntegerField(default=0)
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "batches"
@@ -315,11 +323,11 @@ class Adjudication(models.Model):
 
 
 class AgreementReport(models.Model):
-    """A computed agreement report, cached until the batch's judgments change."""
+    """A computed agreement report, cached until the batch's data_version changes."""
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="agreement_reports")
     level = models.CharField(max_length=16)
-    # Changes whenever a judgment or adjudication of the batch is written.
+    # Batch.data_version (with the report version) the payload was computed at.
     fingerprint = models.CharField(max_length=64)
     payload = models.JSONField()
     # The few figures the agreement-across-batches page shows, so it never loads whole payloads.
@@ -388,6 +396,10 @@ class BatchEvent(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a dispatch task was last handed to the broker; null while the broker was unreachable
+    # (a periodic sweep re-sends such events once it is back).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_error = models.TextField(blank=True)
     handled_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 

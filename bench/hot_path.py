@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from multiprocessing import Process, Queue
@@ -42,7 +43,7 @@ def seed(n_raters: int, n_pairs: int):
 
     User = get_user_model()
     specialty, _ = specialty_get_or_create(name="Cardiology")
-    admin = User.objects.create_user("bench_admin", password="x" * 12)
+    admin = User.objects.create_user("bench_admin")  # API tokens only: no password to hash
     Profile.objects.create(user=admin, role=Role.ADMIN, specialty=specialty)
     batch = batch_create(name="bench", specialty_name="Cardiology", created_by=admin, calibration_rate=0.0)
     lines = (json.dumps({"prompt": f"Patient {i}: chest pain for {i % 48} hours?", "response_a": f"Urgent ECG and troponin ({i}).",
@@ -51,14 +52,19 @@ def seed(n_raters: int, n_pairs: int):
     batch_open(batch_id=batch.pk, actor=admin)
     tokens = []
     for i in range(n_raters):
-        user = User.objects.create_user(f"bench_dr_{i}", password="x" * 12)
+        user = User.objects.create_user(f"bench_dr_{i}")
         Profile.objects.create(user=user, role=Role.PHYSICIAN, specialty=specialty)
         tokens.append(Token.objects.create(user=user).key)
     return tokens
 
 
-def rater_loop(token: str, deadline: float, max_judgments: int, out: list):
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+# After a 5xx or a dropped connection a rater waits this long before trying again, as the page
+# does, instead of spinning on a server that is restarting.
+RETRY_PAUSE_S = 0.2
+
+
+def rater_loop(token: str, deadline: float, max_judgments: int, out: list, port: int = PORT):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     done = 0
     while time.monotonic() < deadline and done < max_judgments:
@@ -70,11 +76,13 @@ def rater_loop(token: str, deadline: float, max_judgments: int, out: list):
         except (http.client.HTTPException, OSError):
             conn.close()
             out.append(("next", time.perf_counter() - t0, 599, None))
+            time.sleep(RETRY_PAUSE_S)
             continue
         out.append(("next", time.perf_counter() - t0, resp.status, None))
         if resp.status == 204:
             return
         if resp.status != 200:
+            time.sleep(RETRY_PAUSE_S if resp.status >= 500 else 0)
             continue
         assignment_id = json.loads(body)["assignment_id"]
         payload = json.dumps({"preference": "1>2", "idempotency_key": secrets.token_hex(8), "time_spent_ms": 1000,
@@ -87,25 +95,28 @@ def rater_loop(token: str, deadline: float, max_judgments: int, out: list):
         except (http.client.HTTPException, OSError):
             conn.close()
             out.append(("judgment", time.perf_counter() - t0, 599, None))
+            time.sleep(RETRY_PAUSE_S)
             continue
         judgment_id = json.loads(body).get("id") if resp.status in (200, 201) else None
         out.append(("judgment", time.perf_counter() - t0, resp.status, judgment_id))
+        if resp.status >= 500:
+            time.sleep(RETRY_PAUSE_S)
         done += 1
 
 
-def client_process(tokens, seconds, max_judgments, queue: Queue):
+def client_process(tokens, seconds, max_judgments, queue: Queue, port: int = PORT):
     deadline = time.monotonic() + seconds
     results: list = []
-    threads = [threading.Thread(target=rater_loop, args=(t, deadline, max_judgments, results)) for t in tokens]
+    threads = [threading.Thread(target=rater_loop, args=(t, deadline, max_judgments, results, port)) for t in tokens]
     [t.start() for t in threads]
     [t.join() for t in threads]
     queue.put(results)
 
 
-def run_level(tokens, seconds, max_judgments, client_procs=2):
+def run_level(tokens, seconds, max_judgments, client_procs=2, port: int = PORT):
     queue: Queue = Queue()
     chunks = [tokens[i::client_procs] for i in range(client_procs)]
-    procs = [Process(target=client_process, args=(c, seconds, max_judgments, queue)) for c in chunks if c]
+    procs = [Process(target=client_process, args=(c, seconds, max_judgments, queue, port)) for c in chunks if c]
     t0 = time.perf_counter()
     [p.start() for p in procs]
     results = []
@@ -115,28 +126,42 @@ def run_level(tokens, seconds, max_judgments, client_procs=2):
     return results, time.perf_counter() - t0
 
 
-def start_server(db_url: str, workers: int, threads: int, worker_class: str = "gthread"):
-    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "SECRET_KEY": secrets.token_urlsafe(60), "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1",
-           "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "600"}
+def server_env(db_url: str, **extra) -> dict:
+    """The production profile as the benches run it. Production refuses to start without a broker;
+    the hot path never queues a task, so unless told otherwise it names the shared Redis."""
+    return {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": secrets.token_urlsafe(60), "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "600",
+            "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"), **extra}
+
+
+def start_server(db_url: str, workers: int, threads: int, worker_class: str = "gthread", port: int = PORT, env: dict | None = None,
+                 log_path=None):
+    env = env or server_env(db_url)
+    # A file, not a pipe nobody reads: a full pipe would block every worker on its next log line.
+    errors = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors,
     )
     for _ in range(100):
         try:
-            c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             c.request("GET", "/healthz")
             if c.getresponse().status == 200:
                 return server
         except OSError:
             time.sleep(0.2)
     server.kill()
-    raise SystemExit("gunicorn did not start: " + server.stderr.read().decode()[-2000:])
+    errors.seek(0)
+    raise SystemExit("gunicorn did not start: " + errors.read().decode()[-2000:])
 
 
 def check_database(judgment_ids_2xx: list[int]) -> dict:
+    """Consistency of the "bench" batch after a load: no pair leased to more raters than it takes,
+    no rater with two current judgments of one pair, every acknowledged judgment stored, and the
+    pairs' judgment counters equal to their rows."""
     from django.db.models import Count
 
     from annotation.models import Assignment, Batch, Judgment, Pair

@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 WORK = Path(tempfile.mkdtemp(prefix="clinpref-bench-"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# The test settings run Celery eagerly: the task runs in this process, which is what is timed.
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
 os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{WORK / 'bench.sqlite3'}")
 os.environ["MEDIA_ROOT"] = str(WORK / "media")
-os.environ.update(HF_HUB_OFFLINE="1", TRL_EXPERIMENTAL_SILENCE="1", TOKENIZERS_PARALLELISM="false", CELERY_TASK_ALWAYS_EAGER="true")
+os.environ.update(HF_HUB_OFFLINE="1", TRL_EXPERIMENTAL_SILENCE="1", TOKENIZERS_PARALLELISM="false")
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("CELERY_BROKER_URL", None)
 

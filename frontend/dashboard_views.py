@@ -56,6 +56,7 @@ def _batch_page(request, batch_id: int, *, upload_form=None, close_form=None, im
         "import_errors": import_errors,
         "events": selectors.audit_events(batch_id=batch.pk)[:10],
         "import_jobs": selectors.import_jobs_recent(batch_id=batch.pk),
+        "close_outcome": selectors.batch_close_outcome(batch=batch) if batch.state in ("closed", "exported") else None,
     }, status=status)
 
 
@@ -127,7 +128,8 @@ def batch_close(request, batch_id: int):
     except DomainError as exc:
         form.add_error(None, exc.message)
         return _batch_page(request, batch_id, close_form=form, status=409)
-    messages.success(request, f"“{batch.name}” is closed. Agreement and the training pipeline run in the background.")
+    outcome = selectors.batch_close_outcome(batch=batch)
+    messages.success(request, f"“{batch.name}”: {outcome['message'] if outcome else 'closed.'}")
     return redirect("dashboard-batch", batch_id=batch_id)
 
 

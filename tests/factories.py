@@ -114,6 +114,7 @@ def add_judgment(pair: m.Pair, rater, preference: int, *, a_shown_first: bool = 
         open_slots=max(pair.batch.raters_per_pair - m.Assignment.objects.filter(pair=pair).count(), 0),
     )
     batch_counters_recount(batch_ids=[pair.batch_id], rater_ids=[rater.pk])
+    hotsql.batch_data_changed(batch_id=pair.batch_id)  # as judgment_submit does
     return judgment
 
 

@@ -2,7 +2,7 @@
 
 Read top to bottom; a module may import those below it (contracts in .importlinter):
 - urls.py, apis.py, management/   entry points over HTTP and the CLI
-- handlers.py      annotation's batch_closed event -> handle_batch_closed task
+- handlers.py      annotation's batch_closed event -> batch_closed_handle, in the dispatching worker
 - tasks.py         Celery entry points (train_run on the gpu queue, the reaper); installs the run
                    sender that dispatch.py hands to services
 - batch_closed.py  what a closed batch starts: the gate, an export, the pipeline (exactly once)

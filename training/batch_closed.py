@@ -1,6 +1,6 @@
 """What a closed batch starts: the agreement gate, an export with the default params and the
-batch's training pipeline - exactly once per batch. Subscribed to the batch_closed event
-(training.tasks.handle_batch_closed)."""
+batch's training pipeline - exactly once per batch. Called by the batch_closed event's subscriber
+(training.handlers), in the worker that dispatches the event: one hop from the outbox row."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from annotation.audit import audit_record
 from annotation.errors import NotFound
-from annotation.models import AuditEvent, Batch
+from annotation.models import Batch
 
 from .models import TrainingPipeline
 from .conf import training_setting
@@ -23,7 +23,7 @@ def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
     """The batch_closed subscriber: check the agreement gate, export with the default params and
     start the batch's training pipeline - exactly once per batch, even when two closes or a retried
     event race. The batch row lock serialises them; the pipeline's unique trigger_key backs it up."""
-    from annotation.agreement.services import batch_agreement_gate
+    from annotation.agreement.services import batch_agreement_gate, batch_gate_block_record
     from annotation.exports.services import export_create, export_default_params
 
     key = f"batch_closed:{batch_id}"
@@ -35,13 +35,11 @@ def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
             if TrainingPipeline.objects.filter(trigger_key=key).exists():
                 logger.info("training.batch_closed_duplicate", extra={"batch_id": batch_id})
                 return None
-            if AuditEvent.objects.filter(action="training.gate_blocked", batch_id=batch_id).exists():
-                return None
+            if batch.gate_blocked_at is not None:
+                return None  # decided on an earlier delivery; the batch row says so
             passed, reasons = batch_agreement_gate(batch=batch)
             if not passed and not batch.gate_override_reason.strip():
-                audit_record(actor=None, action="training.gate_blocked", obj=batch, batch=batch,
-                             data={"reasons": reasons, "note": "Training was not started: agreement is below the batch's "
-                                   "gate and no override reason was given."})
+                batch_gate_block_record(batch=batch, reasons=reasons)
                 logger.info("training.gate_blocked", extra={"batch_id": batch_id})
                 return None
             if not passed:

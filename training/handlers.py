@@ -1,16 +1,14 @@
 """Subscribers to annotation events: a closed batch starts its training pipeline.
 
-The foundation calls subscribers inside its event-dispatch transaction; ours only queues
-`handle_batch_closed` after that transaction commits, so the export and the launch run in their
-own task (with their own retries) and a failure there never rolls back the event bookkeeping."""
-
-from django.db import transaction
+One hop: the worker that dispatches the batch_closed outbox row runs the handler itself. The
+handler runs in its own savepoint, so a failure there (recorded on the outbox row's `error` by the
+dispatcher) never rolls back the event bookkeeping, and the runs it queues leave after commit."""
 
 from annotation.events import batch_closed_subscribe
 
-from .tasks import handle_batch_closed
+from .batch_closed import batch_closed_handle
 
 
 @batch_closed_subscribe
 def on_batch_closed(batch_id: int) -> None:
-    transaction.on_commit(lambda: handle_batch_closed.delay(batch_id))
+    batch_closed_handle(batch_id=batch_id)

@@ -13,7 +13,7 @@ from celery import shared_task
 
 from config.celery_app import app
 
-from . import batch_closed, dispatch, services, worker
+from . import dispatch, services, worker
 from .rounds import services as round_services
 from .rounds import worker as round_worker
 from .conf import stale_after
@@ -35,12 +35,6 @@ REAP_EVERY_SECONDS = float(os.environ.get("CLINPREF_TRAINING_REAP_EVERY", 300))
 def train_run(self, run_id: int) -> str | None:
     run = worker.run_execute(run_id=run_id, task_id=self.request.id or "")
     return run.status if run is not None else None
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(ConnectionError,), max_retries=3, retry_backoff=True)
-def handle_batch_closed(batch_id: int) -> int | None:
-    pipeline = batch_closed.batch_closed_handle(batch_id=batch_id)
-    return pipeline.pk if pipeline is not None else None
 
 
 @shared_task(

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from annotation.audit import audit_record
 from annotation.errors import DomainError, Forbidden
+from annotation.labeling import hotsql
 from annotation.models import Adjudication, Judgment, Pair
 
 from .selectors import PREFERENCE_SYMBOLS, user_can_adjudicate
@@ -66,4 +67,5 @@ def adjudication_record(
             data={"pair": pair.pk, "preference": value, "a_unsafe": bool(a_unsafe), "b_unsafe": bool(b_unsafe), "note": note,
                   "self_rated": rated_it},
         )
+        hotsql.batch_data_changed(batch_id=pair.batch_id)
     return adjudication

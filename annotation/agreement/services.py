@@ -1,7 +1,7 @@
 """Agreement reports for batches: load a batch's current judgments into arrays, run the pure
 engine (annotation.agreement), add what the dashboard shows (Landis-Koch wording, preference
 distribution, per-criterion agreement, most-disputed pairs), and cache the result in
-AgreementReport until the batch's judgments or adjudications change.
+AgreementReport until the batch's data_version changes.
 
 Selectors for the dashboard and the API:
 - agreement_report_for_batch(batch=, level=) -> dict   the cached report (+ the live gate)
@@ -15,8 +15,6 @@ Selectors for the dashboard and the API:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,9 +24,10 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, IntegerField, Max, Value
+from django.db.models import IntegerField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
+from django.utils import timezone
 
 from annotation import agreement as engine
 from annotation import background
@@ -272,37 +271,18 @@ def _disputed(data: BatchJudgments, *, limit: int) -> tuple[int, list[dict]]:
 # --- caching ------------------------------------------------------------------------------------
 
 
-def _fingerprint(*, judgment_rows: int, calibration_count: int, adjudications: dict) -> str:
-    raw = json.dumps([REPORT_VERSION, bootstrap_resamples(), judgment_rows, calibration_count, adjudications],
-                     sort_keys=True, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def _adjudication_marks(batch_ids: list[int]) -> dict[int, dict]:
-    """Count and newest id of each batch's adjudications (two queries bounded by the number of
-    adjudications: human decisions, few next to the pairs)."""
-    # From the adjudications to their pairs, never the other way: joining on the pairs' batch
-    # let the planner scan every pair of the batch to find a handful of adjudicated ones.
-    adjudications = list(Adjudication.objects.values_list("pair_id", "id"))
-    pair_batch = dict(Pair.objects.filter(pk__in={p for p, _ in adjudications}, batch_id__in=batch_ids).values_list("pk", "batch_id"))
-    marks: dict[int, dict] = {}
-    for pair_id, adjudication_id in adjudications:
-        if pair_id in pair_batch:
-            mark = marks.setdefault(pair_batch[pair_id], {"n": 0, "top": None})
-            mark["n"] += 1
-            mark["top"] = max(mark["top"] or 0, adjudication_id)
-    return marks
+def _fingerprint(*, data_version: int) -> str:
+    return f"r{REPORT_VERSION}-b{bootstrap_resamples()}-d{data_version}"
 
 
 def batch_agreement_fingerprint(*, batch: Batch) -> str:
-    """Changes whenever a judgment or adjudication of the batch is written. Judgments are never
-    updated in place (a correction is a new row) and pairs never change their gold label, so the
-    batch's counters of judgment rows and calibration pairs (kept by the services in the writing
-    transaction) plus its adjudications' count and newest id catch every change, read without
-    counting the batch's judgments."""
-    counters = Batch.objects.filter(pk=batch.pk).values("judgment_rows", "calibration_count").first() or {}
-    return _fingerprint(judgment_rows=counters.get("judgment_rows", 0), calibration_count=counters.get("calibration_count", 0),
-                        adjudications=_adjudication_marks([batch.pk]).get(batch.pk, {"n": 0, "top": None}))
+    """The key of a batch's cached reports: its data_version, which every write that can change a
+    figure bumps in its own transaction (judgments and corrections, adjudications, gold labels,
+    imported pairs), plus what else decides the payload (report version, bootstrap resamples).
+    Read from the row, not from `batch`, which may be stale; read before the judgments are loaded,
+    so a write that lands in between makes the stored report newer than its key, never older."""
+    version = Batch.objects.filter(pk=batch.pk).values_list("data_version", flat=True).first() or 0
+    return _fingerprint(data_version=version)
 
 
 def report_headline(report: dict) -> dict:
@@ -323,7 +303,7 @@ def agreement_report_cached(*, batch: Batch, level: str = DEFAULT_LEVEL) -> dict
 
 
 def agreement_report_for_batch(*, batch: Batch, level: str = DEFAULT_LEVEL) -> dict:
-    """The batch's report at a granularity, computed once per change of its judgments and served
+    """The batch's report at a granularity, computed once per change of its data and served
     from AgreementReport otherwise. The training gate is added fresh (thresholds can change
     without the judgments changing)."""
     level = level_validate(level)
@@ -453,6 +433,18 @@ def batch_agreement_gate(*, batch: Batch) -> tuple[bool, list[str]]:
     return report["gate"]["passed"], report["gate"]["reasons"]
 
 
+def batch_gate_block_record(*, batch: Batch, reasons: list[str]) -> None:
+    """Record on the batch that closing it did not start training because agreement is below its
+    gate (and no override reason was given), and audit it. The batch row then answers "was
+    training blocked?" in one read. Call inside the caller's transaction, holding the batch's row lock."""
+    batch.gate_blocked_at = timezone.now()
+    batch.gate_blocked_reasons = list(reasons)
+    batch.save(update_fields=["gate_blocked_at", "gate_blocked_reasons"])
+    audit_record(actor=None, action="training.gate_blocked", obj=batch, batch=batch,
+                 data={"reasons": reasons, "note": "Training was not started: agreement is below the batch's "
+                       "gate and no override reason was given."})
+
+
 # --- derived views for the dashboard ----------------------------------------------------------------
 
 
@@ -530,9 +522,7 @@ def agreement_trend(*, batches=None) -> list[dict]:
     if batches is None:
         batches = Batch.objects.exclude(state=BatchState.DRAFT).filter(judgment_rows__gt=0)
     batches = list(batches)
-    marks = _adjudication_marks([b.pk for b in batches])
-    current = {b.pk: _fingerprint(judgment_rows=b.judgment_rows, calibration_count=b.calibration_count,
-                                  adjudications=marks.get(b.pk, {"n": 0, "top": None})) for b in batches}
+    current = {b.pk: _fingerprint(data_version=b.data_version) for b in batches}
     def stored() -> dict[int, tuple[str, dict]]:
         rows = (AgreementReport.objects.filter(batch_id__in=list(current), level=DEFAULT_LEVEL)
                 .order_by("computed_at", "id").values_list("batch_id", "fingerprint", "headline"))

@@ -4,7 +4,7 @@ InputSerializer, the work is one service or selector call, output is an OutputSe
 import json
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,9 +21,16 @@ from annotation.labeling.assignment import (
     preference_to_display,
 )
 from annotation.labeling.importing import import_inline_max_lines, import_job_create, pairs_import
-from annotation.models import FLAG_CHOICES, GateRule, HarmSeverity, PhiPolicy, RationalePolicy, Role
+from annotation.models import FLAG_CHOICES, BatchState, GateRule, HarmSeverity, PhiPolicy, RationalePolicy, Role
 from annotation.parsers import BoundedJSONParser, NDJSONParser
 from annotation.permissions import IsActiveUser, IsAdminRole, IsPhysician
+
+
+class CloseOutcome(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["waiting_for_broker", "queued", "gate_blocked", "started", "failed"])
+    message = serializers.CharField()
+    gate_reasons = serializers.ListField(child=serializers.CharField())
+    handled_at = serializers.DateTimeField(allow_null=True)
 
 
 class BatchOutput(serializers.Serializer):
@@ -50,9 +57,14 @@ class BatchOutput(serializers.Serializer):
     phi_policy = serializers.CharField()
     allow_self_adjudication = serializers.BooleanField()
     progress = serializers.SerializerMethodField()
+    close_outcome = serializers.SerializerMethodField(help_text="What closing has led to so far; null until the batch is closed.")
 
     def get_progress(self, batch) -> dict:
         return selectors.batch_progress(batch)
+
+    @extend_schema_field(CloseOutcome(allow_null=True))
+    def get_close_outcome(self, batch) -> dict | None:
+        return selectors.batch_close_outcome(batch=batch) if batch.state in (BatchState.CLOSED, BatchState.EXPORTED) else None
 
 
 def batch_response(batch_id: int, *, status_code=status.HTTP_200_OK) -> Response:
@@ -251,6 +263,25 @@ class BatchPhiReviewApi(APIView):
         selectors.batch_get(batch_id=batch_id)
         cleared = services.batch_phi_clear(batch_id=batch_id, actor=request.user, **data.validated_data)
         return Response({"cleared": cleared})
+
+
+class PairGoldApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        gold_preference = serializers.IntegerField(min_value=-2, max_value=2, help_text="-2 (A much better) .. 2 (B much better).")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        batch = serializers.IntegerField(source="batch_id")
+        gold_preference = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 409: dict})
+    def put(self, request, pair_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.pair_gold_set(pair_id=pair_id, gold_preference=data.validated_data["gold_preference"], actor=request.user)
+        return Response(self.OutputSerializer(pair).data)
 
 
 # ---------------------------------------------------------------- physicians: the hot path

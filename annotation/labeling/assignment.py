@@ -391,6 +391,7 @@ def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgme
         batch=assignment.batch_id, data={"pair": assignment.pair_id, "preference": judgment.preference, "revision": judgment.revision},
     )
     _counters_keep(judgment=judgment, previous=previous, is_calibration=assignment.is_calibration, pair_judgments=pair_judgments)
+    hotsql.batch_data_changed(batch_id=assignment.batch_id)
     return judgment
 
 

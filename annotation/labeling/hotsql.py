@@ -122,6 +122,13 @@ def batch_pairs_added(*, batch_id: int, regular: int, calibration: int) -> None:
                "WHERE id = %s", [regular, calibration, batch_id])
 
 
+def batch_data_changed(*, batch_id: int) -> None:
+    """Bump the batch's data_version, which keys its cached agreement reports. Call inside the
+    transaction of every write that can change a figure, as its last statement: the row lock it
+    takes is then held only until the commit."""
+    _one_write("UPDATE annotation_batch SET data_version = data_version + 1 WHERE id = %s", [batch_id])
+
+
 def _one_write(sql: str, params) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

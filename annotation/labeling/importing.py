@@ -201,6 +201,7 @@ def pairs_import(*, batch: Batch, lines: Iterable[bytes | str], actor,
         created = _pairs_write(batch=batch, parsed=parsed, phi_findings=findings)
         audit_record(actor=actor, action="batch.pairs_imported", obj=batch, batch=batch,
                      data={"pairs": created, "pairs_flagged_phi": len(findings)})
+        hotsql.batch_data_changed(batch_id=batch.pk)
     return created
 
 

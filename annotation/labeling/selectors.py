@@ -2,13 +2,15 @@
 screen or endpoint, with the joins and aggregates it needs done in the database."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import NotFound
 from annotation.labeling import hotsql
-from annotation.models import Assignment, AssignmentStatus, AuditEvent, Batch, BatchState, ImportJob, Judgment, Pair, Profile, Role
+from annotation.models import (
+    Assignment, AssignmentStatus, AuditEvent, Batch, BatchEvent, BatchState, ImportJob, Judgment, Pair, Profile, Role,
+)
 
 User = get_user_model()
 
@@ -75,6 +77,36 @@ def batch_progress(batch: Batch) -> dict:
         "percent": round(100.0 * min(done, needed) / needed, 1) if needed else 0.0,
         "active_raters": getattr(batch, "active_raters", 0),
     }
+
+
+CLOSE_OUTCOME_MESSAGES = {
+    "waiting_for_broker": "Closed. The task broker is unreachable right now: the agreement gate, the export and "
+                          "training start when it is back (the close is recorded and will be handed over once).",
+    "queued": "Closed. The agreement gate, the export and the training pipeline are queued for a worker.",
+    "gate_blocked": "Closed. Training was not started: agreement is below the batch's gate and no override reason was given.",
+    "started": "Closed. The agreement gate passed (or was overridden) and the export and training pipeline were started.",
+    "failed": "Closed, but starting the export and training failed: {error}",
+}
+
+
+def batch_close_outcome(*, batch: Batch) -> dict | None:
+    """What closing the batch has led to so far, read from the batch row and its batch_closed
+    outbox row (None until the batch is closed): waiting for the broker, queued, blocked by the
+    agreement gate, started, or failed (with the error)."""
+    event = BatchEvent.objects.filter(batch_id=batch.pk, kind=BatchEvent.Kind.BATCH_CLOSED).only(
+        "sent_at", "send_error", "handled_at", "error").first()
+    if event is None:
+        return None
+    if batch.gate_blocked_at is not None:
+        state = "gate_blocked"
+    elif event.handled_at is not None:
+        state = "failed" if event.error else "started"
+    elif event.sent_at is None and event.send_error:
+        state = "waiting_for_broker"
+    else:
+        state = "queued"
+    return {"state": state, "message": CLOSE_OUTCOME_MESSAGES[state].format(error=event.error),
+            "gate_reasons": list(batch.gate_blocked_reasons or []), "handled_at": event.handled_at}
 
 
 # Counting what is left for one physician stops here; past it, an upper bound from the counters.

@@ -321,6 +321,30 @@ def batch_close(*, batch_id: int, actor, force: bool = False, override_reason: s
     return batch_transition(batch_id=batch_id, to_state=BatchState.CLOSED, actor=actor, force=force, reason=override_reason)
 
 
+@transaction.atomic
+def pair_gold_set(*, pair_id: int, gold_preference: int, actor) -> Pair:
+    """Correct the gold label of a calibration pair while its batch is still a draft or open.
+    Only the label changes, never whether the pair is a calibration pair (that decides how its
+    slots are handed out), so the number of gold pairs stays the same; the batch's data_version
+    moves, so cached agreement reports (gold accuracy per rater) are rebuilt."""
+    pair = Pair.objects.select_for_update().select_related("batch").filter(pk=pair_id).first()
+    if pair is None:
+        raise NotFound(f"Pair {pair_id} does not exist.")
+    if pair.gold_preference is None:
+        raise Conflict("This pair is not a calibration pair; gold labels are set when pairs are imported.")
+    if pair.batch.state not in (BatchState.DRAFT, BatchState.OPEN):
+        raise Conflict(f"Batch {pair.batch.name!r} is {pair.batch.state}; gold labels can change only before it closes.")
+    if gold_preference not in (-2, -1, 0, 1, 2):
+        raise DomainError("gold_preference must be an integer from -2 (A much better) to 2 (B much better).")
+    previous = pair.gold_preference
+    pair.gold_preference = gold_preference
+    pair.save(update_fields=["gold_preference"])
+    audit_record(actor=actor, action="pair.gold_changed", obj=pair, batch=pair.batch_id,
+                 data={"from": previous, "to": gold_preference})
+    hotsql.batch_data_changed(batch_id=pair.batch_id)
+    return pair
+
+
 def batch_pairs_short(*, batch: Batch) -> int:
     """Regular (non-calibration) pairs with fewer current judgments than the batch asks for,
     from the batch's counters (no count of its pairs)."""

@@ -12,6 +12,7 @@ urlpatterns = [
     path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
     path("batches/<int:batch_id>/settings/", apis.BatchSettingsApi.as_view(), name="batch-settings"),
     path("batches/<int:batch_id>/phi/", apis.BatchPhiReviewApi.as_view(), name="batch-phi"),
+    path("pairs/<int:pair_id>/gold/", apis.PairGoldApi.as_view(), name="pair-gold"),
     path("next/", apis.NextPairApi.as_view(), name="next-pair"),
     path("assignments/", apis.AssignmentListApi.as_view(), name="assignment-list"),
     path("assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="assignment-detail"),

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "frontend.middleware.DomainErrorMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by its backend into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -91,6 +92,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30,
                                        "init_command": "PRAGMA journal_mode=WAL;"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    # A persistent connection that died with a database restart is replaced before the next
+    # request uses it, instead of failing that request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -183,11 +188,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["annotation.permissions.IsActiveUser"],
 }
 
-# --- Celery: eager (no broker) unless CELERY_BROKER_URL or REDIS_URL says where the broker is.
+# --- Celery: tasks always run in a worker, never inside a web request. The broker comes from
+# CELERY_BROKER_URL or REDIS_URL; local.py falls back to an embedded one, production.py refuses to
+# start without one, and only test.py runs tasks eagerly.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not (REDIS_URL or os.environ.get("CELERY_BROKER_URL")))
+CELERY_TASK_ALWAYS_EAGER = False
+# Nothing reads task results: runs and events record their outcome on their rows. Ignoring them
+# also keeps a send from waiting on a result store that is down with the broker.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -201,7 +211,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 # Longer than the longest training run, or Redis hands an unacknowledged run to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 48 * 3600))}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 48 * 3600)),
+                                   # A broker that is down must fail a send quickly, not hold a web request.
+                                   "socket_connect_timeout": 2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_ROUTES = {"training.tasks.train_run": {"queue": "gpu"}, "training.tasks.round_generate": {"queue": "gpu"}}
 
 # --- the product's own knobs

@@ -3,8 +3,10 @@
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F401,F403
-from .base import SPECTACULAR_SETTINGS, STORAGES, env_bool
+from .base import CELERY_BROKER_URL, SPECTACULAR_SETTINGS, STORAGES, env_bool
 from .secrets import secret_key_check
 
 DEBUG = False
@@ -27,3 +29,12 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.Compresse
 SESSION_COOKIE_SAMESITE = "Lax"
 # The API schema and docs list every admin operation: admins only in production.
 SPECTACULAR_SETTINGS = {**SPECTACULAR_SETTINGS, "SERVE_PERMISSIONS": ["annotation.permissions.IsAdminRole"]}
+
+# Tasks run in workers, never inside a request: without a real broker production does not start.
+if not CELERY_BROKER_URL or CELERY_BROKER_URL.split(":", 1)[0] in ("memory", "filesystem"):
+    raise ImproperlyConfigured(
+        "Set CELERY_BROKER_URL (or REDIS_URL) to a real broker, e.g. redis://redis:6379/0: production never runs tasks "
+        f"inside a web request and has no embedded broker (got {CELERY_BROKER_URL!r})."
+    )
+if env_bool("CELERY_TASK_ALWAYS_EAGER", False):
+    raise ImproperlyConfigured("CELERY_TASK_ALWAYS_EAGER is for the test settings only; unset it in production.")

@@ -60,7 +60,8 @@ def test_every_compose_command_exists_in_the_project(settings):
 
 def test_production_settings_pass_the_deploy_check():
     env = {**os.environ, "SECRET_KEY": "s" * 30 + "-k3y-" + "q" * 30, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "ALLOWED_HOSTS": "clinpref.example.org"}
+           "ALLOWED_HOSTS": "clinpref.example.org",
+           "REDIS_URL": "redis://redis:6379/0"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests set it for their own process
     out = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                          cwd=ROOT, env=env, capture_output=True, text=True)

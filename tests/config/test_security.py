@@ -56,7 +56,7 @@ def test_a_generated_key_is_accepted():
 
 def test_production_serves_the_api_schema_and_docs_to_admins_only():
     env = {**os.environ, "SECRET_KEY": "s" * 30 + "-k3y-" + "q" * 30, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "ALLOWED_HOSTS": "clinpref.example.org"}
+           "ALLOWED_HOSTS": "clinpref.example.org", "REDIS_URL": "redis://redis.example.org:6379/0"}
     code = ("import django; django.setup(); from drf_spectacular.views import SpectacularAPIView as a, "
             "SpectacularSwaggerSplitView as d; print([c.__name__ for c in a.permission_classes + d.permission_classes])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)

@@ -61,6 +61,7 @@ ROWS = [
         body={"phi_policy": "nonsense"}),
     api("batch-phi", "/api/batches/{draft}/phi/", **ADMIN_ONLY_API, admin=200),
     api("batch-phi", "/api/batches/{draft}/phi/", **ADMIN_ONLY_API, admin=400, method="post"),
+    api("pair-gold", "/api/pairs/{closed_pair}/gold/", **ADMIN_ONLY_API, admin=400, method="put"),
     api("import-job-detail", "/api/imports/999999/", **ADMIN_ONLY_API, admin=404),
     api("next-pair", "/api/next/", physician=200, other=204, senior=200, admin=403),
     api("assignment-list", "/api/assignments/", physician=200, other=200, senior=200, admin=200),
@@ -219,7 +220,7 @@ def test_url_answers_each_role_as_the_table_says(world, row):
     got = {}
     for role in ROLES:
         client = world["clients"][role]
-        response = getattr(client, row.method)(path, row.body, format="json") if row.method == "post" else client.get(path)
+        response = client.get(path) if row.method == "get" else getattr(client, row.method)(path, row.body, format="json")
         got[role] = response.status_code
         if role in ("anonymous", "deactivated") and response.status_code == 302 and row.name not in ("logout", "login"):
             assert response["Location"].startswith("/login/")
@@ -233,7 +234,7 @@ def test_deactivated_token_reads_nothing(world):
     rows = [r for r in ROWS if r.path.startswith("/api/")]
     for row in rows:
         path = row.path.format(**world["fill"])
-        response = client.post(path, row.body, format="json") if row.method == "post" else client.get(path)
+        response = client.get(path) if row.method == "get" else getattr(client, row.method)(path, row.body, format="json")
         assert response.status_code == 401, (row.method, path, response.status_code)
     assert len(rows) > 30
 
@@ -253,7 +254,7 @@ def test_inactive_flag_alone_is_enough(world):
             continue
         path = row.path.format(**world["fill"])
         for client in (by_token, by_session):
-            response = client.post(path, row.body, format="json") if row.method == "post" else client.get(path)
+            response = client.get(path) if row.method == "get" else getattr(client, row.method)(path, row.body, format="json")
             assert response.status_code in (302, 401, 403, 404), (row.path, response.status_code)
 
 

@@ -97,9 +97,16 @@ def test_gate_blocks_training_without_override(media, django_capture_on_commit_c
     assert not TrainingRun.objects.exists()
     event = AuditEvent.objects.get(action="training.gate_blocked", batch_id=batch.pk)
     assert event.data["reasons"]
-    # A retried event does not write a second note.
+    # The batch itself says so (the handler decides from it, not from the audit trail).
+    batch.refresh_from_db()
+    assert batch.gate_blocked_at is not None and batch.gate_blocked_reasons == event.data["reasons"]
+    from annotation.labeling.selectors import batch_close_outcome
+
+    assert batch_close_outcome(batch=batch)["state"] == "gate_blocked"
+    # A retried event does not write a second note, even with the audit trail out of the picture.
     batch_closed.batch_closed_handle(batch_id=batch.pk)
     assert AuditEvent.objects.filter(action="training.gate_blocked", batch_id=batch.pk).count() == 1
+    assert not TrainingRun.objects.exists()
 
 
 @pytest.mark.django_db

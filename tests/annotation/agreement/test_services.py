@@ -97,6 +97,96 @@ def test_report_is_cached_until_a_judgment_or_adjudication_changes(judged, djang
     assert reports.agreement_report_for_batch(batch=batch)["fingerprint"] != changed["fingerprint"]
 
 
+def test_report_notices_a_gold_label_edit_that_keeps_the_number_of_gold_pairs(judged):
+    """Count, sum and max id of the gold pairs can all stay the same while a label changes (two
+    labels swapped); the batch's data_version moves with every edit, so the cache never serves the
+    old gold accuracy."""
+    from annotation.labeling.services import pair_gold_set
+
+    batch, pairs, raters = judged
+    batch.state = "open"
+    batch.save(update_fields=["state"])
+    # The first rater says B is much better on pair 0 and A on pair 1; the gold labels agree.
+    Judgment.objects.filter(pair=pairs[0], rater=raters[0]).update(preference=2)
+    Judgment.objects.filter(pair=pairs[1], rater=raters[0]).update(preference=-2)
+    first_gold, second_gold = 2, -2
+    pairs[0].gold_preference, pairs[1].gold_preference = first_gold, second_gold
+    for pair in pairs[:2]:
+        pair.save(update_fields=["gold_preference"])
+    admin = factories.admin("gold_keeper")
+    # Any change through a service starts from the current state: re-key the cache once.
+    pair_gold_set(pair_id=pairs[0].pk, gold_preference=first_gold, actor=admin)
+    before = reports.agreement_report_for_batch(batch=batch)
+    accuracy_before = {r["rater"]: r["gold_accuracy"] for r in before["per_rater"]}
+
+    # Swap the two labels: same count, same sum, same ids of gold pairs.
+    pair_gold_set(pair_id=pairs[0].pk, gold_preference=second_gold, actor=admin)
+    pair_gold_set(pair_id=pairs[1].pk, gold_preference=first_gold, actor=admin)
+    after = reports.agreement_report_for_batch(batch=batch)
+    assert after["fingerprint"] != before["fingerprint"]
+    fresh = reports.agreement_report_build(batch=batch)
+    assert {r["rater"]: r["gold_accuracy"] for r in after["per_rater"]} == {r["rater"]: r["gold_accuracy"] for r in fresh["per_rater"]}
+    assert accuracy_before[raters[0].username] == 1.0
+    assert {r["rater"]: r["gold_accuracy"] for r in after["per_rater"]}[raters[0].username] == 0.0
+
+
+def test_every_write_that_changes_a_figure_bumps_the_batch_data_version(judged):
+    """Judgments and corrections, adjudications, gold edits and imports bump it in their own
+    transaction; a read does not."""
+    from annotation.adjudication.services import adjudication_record
+    from annotation.labeling.assignment import JudgmentInput, judgment_submit, pair_lease_next
+    from annotation.labeling.importing import pairs_import
+    from annotation.models import Batch
+
+    batch, pairs, raters = judged
+    Batch.objects.filter(pk=batch.pk).update(state="open", raters_per_pair=4, calibration_rate=0.0)
+    batch.refresh_from_db()
+    pairs[0].gold_preference = 1
+    pairs[0].save(update_fields=["gold_preference"])
+
+    def version():
+        return Batch.objects.get(pk=batch.pk).data_version
+
+    admin = factories.admin("writer")
+    start = version()
+    reports.agreement_report_for_batch(batch=batch)
+    assert version() == start
+
+    pairs_import(batch=batch, lines=['{"prompt": "New?", "response_a": "x", "response_b": "y"}'], actor=admin)
+    assert version() == start + 1
+    newcomer = factories.physician("newcomer", batch.specialty)
+    assignment = pair_lease_next(rater=newcomer, batch_id=batch.pk)
+    judgment, _ = judgment_submit(assignment_id=assignment.pk, rater=newcomer, data=JudgmentInput(preference="1>2", idempotency_key="k1"))
+    assert version() == start + 2
+    judgment_submit(assignment_id=assignment.pk, rater=newcomer, data=JudgmentInput(preference="1>2", idempotency_key="k1"))
+    assert version() == start + 2, "a replay of the same key writes nothing"
+    judgment_submit(assignment_id=assignment.pk, rater=newcomer, data=JudgmentInput(preference="2>1", idempotency_key="k2"))
+    assert version() == start + 3, "a correction is a change"
+    adjudication_record(pair=pairs[1], decided_by=admin, preference="A>B", note="Guideline says A.")
+    assert version() == start + 4
+    from annotation.labeling.services import pair_gold_set
+
+    pair_gold_set(pair_id=pairs[0].pk, gold_preference=-1, actor=admin)
+    assert version() == start + 5
+
+
+def test_gold_api_is_for_admins_and_audited(judged):
+    from annotation.models import AuditEvent
+
+    batch, pairs, raters = judged
+    batch.state = "open"
+    batch.save(update_fields=["state"])
+    pairs[0].gold_preference = 1
+    pairs[0].save(update_fields=["gold_preference"])
+    assert client_for(raters[0]).put(f"/api/pairs/{pairs[0].pk}/gold/", {"gold_preference": 2}, format="json").status_code == 403
+    response = client_for(factories.admin("lead")).put(f"/api/pairs/{pairs[0].pk}/gold/", {"gold_preference": 2}, format="json")
+    assert response.status_code == 200 and response.json()["gold_preference"] == 2
+    assert AuditEvent.objects.filter(action="pair.gold_changed", object_id=str(pairs[0].pk)).get().data == {"from": 1, "to": 2}
+    # A regular pair does not become a calibration pair through this door.
+    assert client_for(factories.admin("lead2")).put(f"/api/pairs/{pairs[1].pk}/gold/", {"gold_preference": 2},
+                                                   format="json").status_code == 409
+
+
 def test_gate_passes_on_good_agreement_and_names_the_weak_rater():
     batch, pairs, raters = factories.judged_batch(n_pairs=20, n_raters=3, seed=2, agreement=1.0)
     passed, reasons = reports.batch_agreement_gate(batch=batch)

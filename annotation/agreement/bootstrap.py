@@ -11,7 +11,7 @@ from .matrices import kappa_from_confusion
 CI_MIN_DEFINED_SHARE = 0.5  # below this share of defined resamples, a percentile CI means little
 
 
-def _percentile_ci(samples: np.ndarray) -> list[float] | None:
+def percentile_ci(samples: np.ndarray) -> list[float] | None:
     """95% percentile interval over the defined resamples; None when most are undefined."""
     finite = samples[np.isfinite(samples)]
     if samples.size == 0 or finite.size < CI_MIN_DEFINED_SHARE * samples.size:
@@ -20,7 +20,7 @@ def _percentile_ci(samples: np.ndarray) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def _bootstrap_confusions(conf: np.ndarray, resamples: int, rng: np.random.Generator, weightings) -> dict:
+def bootstrap_confusions(conf: np.ndarray, resamples: int, rng: np.random.Generator, weightings) -> dict:
     """For each confusion matrix, resample its items (multinomially over its cells) and return
     {weighting: (P, 2) CI array with NaN where no CI}."""
     p, k, _ = conf.shape
@@ -41,7 +41,7 @@ def _bootstrap_confusions(conf: np.ndarray, resamples: int, rng: np.random.Gener
         for w in weightings:
             kap = kappa_from_confusion(draws, w)
             for row, samples in zip(idx, kap):
-                ci = _percentile_ci(samples)
+                ci = percentile_ci(samples)
                 if ci is not None:
                     out[w][row] = ci
     return out

@@ -7,7 +7,7 @@ import numpy as np
 
 from .ratings import METRICS
 
-_EPS = 1e-12
+EPS = 1e-12
 
 
 def disagreement_weights(k: int, weights: str | None) -> np.ndarray:
@@ -35,7 +35,7 @@ def kappa_from_confusion(conf: np.ndarray, weights: str | None = None) -> np.nda
         observed = (conf * w).sum(axis=(-2, -1)) / n
         expected = np.einsum("...i,ij,...j->...", rows, w, cols)
         kappa = 1.0 - observed / expected
-    return np.where((n > 0) & (expected > _EPS), kappa, np.nan)
+    return np.where((n > 0) & (expected > EPS), kappa, np.nan)
 
 
 def _ordinal_delta2(marginals: np.ndarray) -> np.ndarray:
@@ -64,4 +64,4 @@ def alpha_from_coincidence(o: np.ndarray, metric: str, values: np.ndarray | None
     expected = np.einsum("...i,...ij,...j->...", marg, d2, marg)
     with np.errstate(invalid="ignore", divide="ignore"):
         alpha = 1.0 - (n - 1.0) * observed / expected
-    return np.where((n > 1) & (expected > _EPS), alpha, np.nan)
+    return np.where((n > 1) & (expected > EPS), alpha, np.nan)

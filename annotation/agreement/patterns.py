@@ -10,38 +10,38 @@ from itertools import combinations
 
 import numpy as np
 
-from .matrices import _EPS
+from .matrices import EPS
 from .ratings import Ratings, factorize
 
 # --- item patterns: Fleiss, percent agreement and alpha, for the estimate and the bootstrap ------
 
 
 @dataclass(frozen=True)
-class _Patterns:
+class Patterns:
     counts: np.ndarray  # (U, K) distinct per-item category counts
     freq: np.ndarray  # (U,) how many items have each pattern
     of_item: np.ndarray  # (n_items,) each item's pattern
 
 
-def _item_counts(r: Ratings) -> np.ndarray:
+def item_counts(r: Ratings) -> np.ndarray:
     k = r.n_categories
     return np.bincount(r.item * k + r.label, minlength=r.n_items * k).reshape(r.n_items, k)
 
 
-def _patterns(counts: np.ndarray) -> _Patterns:
+def item_patterns(counts: np.ndarray) -> Patterns:
     n_items, k = counts.shape
     if n_items == 0:
-        return _Patterns(np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return Patterns(np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     base = int(counts.max()) + 1
     if k * math.log2(max(base, 2)) < 62:
         powers = base ** np.arange(k, dtype=np.int64)
         codes, inverse = factorize(counts.astype(np.int64) @ powers)  # O(n) when the codes are dense
-        return _Patterns((codes[:, None] // powers) % base, np.bincount(inverse, minlength=len(codes)), inverse)
+        return Patterns((codes[:, None] // powers) % base, np.bincount(inverse, minlength=len(codes)), inverse)
     uniq, inverse, freq = np.unique(counts, axis=0, return_inverse=True, return_counts=True)
-    return _Patterns(uniq, freq, inverse.reshape(-1))
+    return Patterns(uniq, freq, inverse.reshape(-1))
 
 
-def _fleiss_from_patterns(p: _Patterns, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fleiss_from_patterns(p: Patterns, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(percent agreement, Fleiss' kappa) for each row of pattern weights (B, U).
 
     Generalised to items with different numbers of raters (Fleiss 1971 needs a constant number;
@@ -59,11 +59,11 @@ def _fleiss_from_patterns(p: _Patterns, weights: np.ndarray) -> tuple[np.ndarray
         p_e = (p_k**2).sum(axis=1)
         kappa = (p_bar - p_e) / (1.0 - p_e)
     p_bar = np.where(n_multi > 0, p_bar, np.nan)
-    kappa = np.where((n_multi > 0) & (1.0 - p_e > _EPS), kappa, np.nan)
+    kappa = np.where((n_multi > 0) & (1.0 - p_e > EPS), kappa, np.nan)
     return p_bar, kappa
 
 
-def _coincidence_from_patterns(p: _Patterns, weights: np.ndarray) -> np.ndarray:
+def coincidence_from_patterns(p: Patterns, weights: np.ndarray) -> np.ndarray:
     """Krippendorff's coincidence matrices (B, K, K): each item adds n_c (n_k - [c=k]) / (m - 1)."""
     k = p.counts.shape[1]
     m = p.counts.sum(axis=1).astype(float)
@@ -77,7 +77,7 @@ def _coincidence_from_patterns(p: _Patterns, weights: np.ndarray) -> np.ndarray:
 # --- pairwise and leave-one-out confusion matrices ------------------------------------------------
 
 
-def _pair_confusions(r: Ratings, counts_per_item: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pair_confusions(r: Ratings, counts_per_item: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All rater pairs that share at least one item: (rater_a codes, rater_b codes, (P, K, K)
     confusion with rater_a's label on rows). Pairs come from slot pairs (s, t) inside each item's
     run of ratings, which is sorted by rater, so rater_a < rater_b always."""
@@ -103,7 +103,7 @@ def _pair_confusions(r: Ratings, counts_per_item: np.ndarray) -> tuple[np.ndarra
     return pair_ids // n_r, pair_ids % n_r, conf
 
 
-def _loo_confusions(r: Ratings, pats: _Patterns) -> tuple[np.ndarray, np.ndarray]:
+def loo_confusions(r: Ratings, pats: Patterns) -> tuple[np.ndarray, np.ndarray]:
     """Per rater: (R, K, K) confusion of their label (rows) against the consensus of the other
     raters of the item (the others' unique most frequent label), and how many of their
     judgments had no such consensus (no other rater, or the others tied).

@@ -7,16 +7,16 @@ import math
 
 import numpy as np
 
-from .bootstrap import _bootstrap_confusions, _percentile_ci
+from .bootstrap import bootstrap_confusions, percentile_ci
 from .matrices import alpha_from_coincidence, kappa_from_confusion
 from .patterns import (
-    _coincidence_from_patterns,
-    _fleiss_from_patterns,
-    _item_counts,
-    _loo_confusions,
-    _pair_confusions,
-    _Patterns,
-    _patterns,
+    coincidence_from_patterns,
+    fleiss_from_patterns,
+    item_counts,
+    loo_confusions,
+    pair_confusions,
+    Patterns,
+    item_patterns,
 )
 from .ratings import METRICS, Ratings
 
@@ -63,7 +63,7 @@ def _jsonable(value):
 
 
 def _headline(
-    counts: np.ndarray, *, n_raters: int, categories, metric: str, bootstrap: int, rng, pats: _Patterns | None = None
+    counts: np.ndarray, *, n_raters: int, categories, metric: str, bootstrap: int, rng, pats: Patterns | None = None
 ) -> dict:
     """Percent agreement, Fleiss' kappa and Krippendorff's alpha (with CIs), from item patterns:
     the same code gives the estimate (weights = pattern frequencies) and the bootstrap."""
@@ -85,10 +85,10 @@ def _headline(
     alpha_by_metric = dict.fromkeys(metrics, np.nan)
     pct_ci = fleiss_ci = alpha_ci = None
     if k and n_multi:
-        pats = pats if pats is not None else _patterns(counts)
+        pats = pats if pats is not None else item_patterns(counts)
         point = pats.freq[None, :].astype(float)
-        pct, fleiss = _fleiss_from_patterns(pats, point)
-        coinc = _coincidence_from_patterns(pats, point)
+        pct, fleiss = fleiss_from_patterns(pats, point)
+        coinc = coincidence_from_patterns(pats, point)
         alpha = alpha_from_coincidence(coinc, metric, values)
         for mt in metrics:
             alpha_by_metric[mt] = alpha_from_coincidence(coinc, mt, values if mt == "interval" else None)[0]
@@ -98,9 +98,9 @@ def _headline(
             notes.append("No variation among pairable values: Krippendorff's alpha is undefined.")
         if bootstrap:
             draws = rng.multinomial(n_items, pats.freq / pats.freq.sum(), size=bootstrap).astype(float)
-            b_pct, b_fleiss = _fleiss_from_patterns(pats, draws)
-            b_alpha = alpha_from_coincidence(_coincidence_from_patterns(pats, draws), metric, values)
-            pct_ci, fleiss_ci, alpha_ci = _percentile_ci(b_pct), _percentile_ci(b_fleiss), _percentile_ci(b_alpha)
+            b_pct, b_fleiss = fleiss_from_patterns(pats, draws)
+            b_alpha = alpha_from_coincidence(coincidence_from_patterns(pats, draws), metric, values)
+            pct_ci, fleiss_ci, alpha_ci = percentile_ci(b_pct), percentile_ci(b_fleiss), percentile_ci(b_alpha)
     return {
         "n_items_multiply_rated": n_multi,
         "percent_agreement": _num(pct[0]),
@@ -119,7 +119,7 @@ def agreement_headline(ratings: Ratings, *, metric: str = "nominal", bootstrap: 
     per rubric criterion."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    return _headline(_item_counts(ratings), n_raters=ratings.n_raters, categories=ratings.categories, metric=metric,
+    return _headline(item_counts(ratings), n_raters=ratings.n_raters, categories=ratings.categories, metric=metric,
                      bootstrap=bootstrap, rng=np.random.default_rng(seed))
 
 
@@ -162,16 +162,16 @@ def agreement_report(
     weightings = (None, "linear", "quadratic") if ordered else (None,)
     rng = np.random.default_rng(seed)
 
-    counts = _item_counts(r)
-    pats = _patterns(counts)
+    counts = item_counts(r)
+    pats = item_patterns(counts)
     head = _headline(counts, n_raters=r.n_raters, categories=r.categories, metric=metric, bootstrap=bootstrap, rng=rng, pats=pats)
     notes += head.pop("notes")
 
     # Pairwise Cohen's kappa.
-    ra, rb, conf = _pair_confusions(r, counts) if k else (np.zeros(0, int), np.zeros(0, int), np.zeros((0, 0, 0)))
+    ra, rb, conf = pair_confusions(r, counts) if k else (np.zeros(0, int), np.zeros(0, int), np.zeros((0, 0, 0)))
     pair_kappa = {w: kappa_from_confusion(conf, w) for w in weightings}
     pair_agree = np.trace(conf, axis1=1, axis2=2) / np.maximum(conf.sum(axis=(1, 2)), 1)
-    pair_ci = _bootstrap_confusions(conf, bootstrap, rng, weightings) if bootstrap and len(conf) else {}
+    pair_ci = bootstrap_confusions(conf, bootstrap, rng, weightings) if bootstrap and len(conf) else {}
     n_undef = int(np.isnan(pair_kappa[None]).sum())
     if n_undef:
         notes.append(f"{n_undef} rater pair(s) have an undefined Cohen's kappa: on their shared items both used one and the same label.")
@@ -228,14 +228,14 @@ def agreement_report(
     return report
 
 
-def _per_rater(r: Ratings, pats: _Patterns, *, bootstrap: int, rng, ra, rb, pair_kappa) -> list[dict]:
+def _per_rater(r: Ratings, pats: Patterns, *, bootstrap: int, rng, ra, rb, pair_kappa) -> list[dict]:
     n_r, k = r.n_raters, r.n_categories
     if n_r == 0:
         return []
     n_judged = np.bincount(r.rater, minlength=n_r)
-    loo_conf, no_consensus = _loo_confusions(r, pats) if k else (np.zeros((n_r, 0, 0)), np.zeros(n_r, int))
+    loo_conf, no_consensus = loo_confusions(r, pats) if k else (np.zeros((n_r, 0, 0)), np.zeros(n_r, int))
     loo_kappa = kappa_from_confusion(loo_conf) if k else np.full(n_r, np.nan)
-    loo_ci = _bootstrap_confusions(loo_conf, bootstrap, rng, (None,))[None] if bootstrap and k else None
+    loo_ci = bootstrap_confusions(loo_conf, bootstrap, rng, (None,))[None] if bootstrap and k else None
 
     # Mean of each rater's pairwise kappas: one number per rater for the heatmap's margin.
     finite = np.isfinite(pair_kappa)

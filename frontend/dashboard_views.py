@@ -7,11 +7,14 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from annotation.agreement import services as agreement_reports
 from annotation.labeling import selectors
 
 from annotation.labeling import services
 from annotation.errors import DomainError, ImportRejected
 from annotation.labeling.importing import import_inline_max_lines, import_job_create, pairs_import
+
+from training import selectors as training_selectors
 
 from .access import admin_required
 from .forms import AuditFilterForm, BatchCloseForm, BatchCreateForm, PairsUploadForm, RaterActiveForm
@@ -38,9 +41,16 @@ def batches(request):
         else:
             messages.success(request, f"Created draft batch “{batch.name}”. Upload its pairs next.")
             return redirect("dashboard-batch", batch_id=batch.pk)
-    rows = [(b, selectors.batch_progress(b)) for b in selectors.batches_with_progress()]
+    batches = list(selectors.batches_with_progress())
+    ids = [b.pk for b in batches]
+    gates = agreement_reports.batch_gates_stored(batches=batches)
+    exports = selectors.batches_latest_export(batch_ids=ids)
+    runs = training_selectors.training_runs_latest_by_batch(batch_ids=ids)
+    rows = [{"batch": b, "progress": selectors.batch_progress(b), "gate": gates[b.pk], "export": exports.get(b.pk),
+             "run": runs.get(b.pk)} for b in batches]
     return render(request, "frontend/dashboard/batches.html", {
-        **nav_context("batches"), "rows": rows, "form": form,
+        **nav_context("batches"), "rows": rows, "form": form, "overview": selectors.dashboard_overview(),
+        "recent_runs": training_selectors.training_runs_recent(limit=5),
     }, status=400 if form.errors else 200)
 
 

@@ -111,3 +111,16 @@ def training_run_detail(*, run: TrainingRun) -> dict:
 
 def training_pipeline_runs(*, pipeline_id: int) -> QuerySet[TrainingRun]:
     return TrainingRun.objects.filter(pipeline_id=pipeline_id).order_by("stage", "id")
+
+
+def training_runs_recent(*, limit: int = 5) -> list[TrainingRun]:
+    """The newest training runs, for the dashboard's overview."""
+    return list(training_run_list()[:limit])
+
+
+def training_runs_latest_by_batch(*, batch_ids: list[int]) -> dict[int, TrainingRun]:
+    """Each batch's newest training run (through its export), in one query (DISTINCT ON the batch)."""
+    rows = (TrainingRun.objects.filter(export__batch_id__in=batch_ids)
+            .order_by("export__batch_id", "-created_at", "-id").distinct("export__batch_id")
+            .select_related("export").only("id", "kind", "status", "created_at", "export__batch_id"))
+    return {run.export.batch_id: run for run in rows}

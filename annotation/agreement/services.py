@@ -524,9 +524,7 @@ def agreement_trend(*, batches=None) -> list[dict]:
     batches = list(batches)
     current = {b.pk: _fingerprint(data_version=b.data_version) for b in batches}
     def stored() -> dict[int, tuple[str, dict]]:
-        rows = (AgreementReport.objects.filter(batch_id__in=list(current), level=DEFAULT_LEVEL)
-                .order_by("computed_at", "id").values_list("batch_id", "fingerprint", "headline"))
-        return {batch_id: (fingerprint, headline) for batch_id, fingerprint, headline in rows}  # newest wins
+        return headlines_stored(batch_ids=list(current))
     reports = stored()
     queued = [b for b in batches if reports.get(b.pk, ("",))[0] != current[b.pk]]
     for batch in queued:
@@ -538,15 +536,7 @@ def agreement_trend(*, batches=None) -> list[dict]:
         if batch.pk not in reports:
             continue
         fingerprint, headline = reports[batch.pk]
-        weakest = headline.get("min_kappa_vs_consensus")
-        # The same gate as the report's, on the stored headline: the weakest rater stands for all.
-        gate = gate_from_report(
-            {"n_items_multiply_rated": headline.get("n_items_multiply_rated", headline.get("n_items")),
-             "krippendorff_alpha": headline.get("krippendorff_alpha"),
-             "krippendorff_alpha_ci": headline.get("krippendorff_alpha_ci"), "notes": [],
-             "per_rater": [] if weakest is None else [{"rater": "(weakest)", "kappa_vs_consensus": weakest, "n_consensus": 0}]},
-            min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa, min_pairs=batch.gate_min_pairs,
-            rule=batch.gate_rule)
+        gate = gate_from_headline(headline, batch=batch)
         points.append({
             "batch": batch.pk, "name": batch.name, "state": batch.state, "min_alpha": batch.min_alpha,
             "opened_at": batch.opened_at, "closed_at": batch.closed_at, "created_at": batch.created_at,
@@ -555,3 +545,42 @@ def agreement_trend(*, batches=None) -> list[dict]:
             "stale": fingerprint != current[batch.pk],
         })
     return points
+
+
+def headlines_stored(*, batch_ids: list[int], level: str = DEFAULT_LEVEL) -> dict[int, tuple[str, dict]]:
+    """The newest stored report headline of each batch, {batch_id: (fingerprint, headline)}: one
+    query over the reports' small `headline` column, never their payloads."""
+    rows = (AgreementReport.objects.filter(batch_id__in=batch_ids, level=level)
+            .order_by("computed_at", "id").values_list("batch_id", "fingerprint", "headline"))
+    return {batch_id: (fingerprint, headline) for batch_id, fingerprint, headline in rows}  # newest wins
+
+
+def gate_from_headline(headline: dict, *, batch: Batch) -> dict:
+    """The same gate as the report's (gate_from_report), on a stored headline: the weakest
+    rater's kappa stands for every rater's."""
+    weakest = headline.get("min_kappa_vs_consensus")
+    return gate_from_report(
+        {"n_items_multiply_rated": headline.get("n_items_multiply_rated", headline.get("n_items")),
+         "krippendorff_alpha": headline.get("krippendorff_alpha"),
+         "krippendorff_alpha_ci": headline.get("krippendorff_alpha_ci"), "notes": [],
+         "per_rater": [] if weakest is None else [{"rater": "(weakest)", "kappa_vs_consensus": weakest, "n_consensus": 0}]},
+        min_alpha=batch.min_alpha, min_rater_kappa=batch.min_rater_kappa, min_pairs=batch.gate_min_pairs,
+        rule=batch.gate_rule)
+
+
+def batch_gates_stored(*, batches) -> dict[int, dict]:
+    """Where each batch stands against its agreement gate, from the stored headlines only (a page
+    view never computes or queues a report): {batch_id: {"status", "stale"}}. status is passed,
+    failed or not_enough_data; a batch without judgments has not enough data; one with judgments
+    but no report yet has status None (its agreement page computes it)."""
+    batches = list(batches)
+    reports = headlines_stored(batch_ids=[b.pk for b in batches])
+    out = {}
+    for batch in batches:
+        if batch.pk in reports:
+            fingerprint, headline = reports[batch.pk]
+            out[batch.pk] = {"status": gate_from_headline(headline, batch=batch)["status"],
+                             "stale": fingerprint != _fingerprint(data_version=batch.data_version)}
+        else:
+            out[batch.pk] = {"status": GATE_NOT_ENOUGH_DATA if not batch.judgment_rows else None, "stale": False}
+    return out

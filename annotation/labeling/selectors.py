@@ -2,14 +2,17 @@
 screen or endpoint, with the joins and aggregates it needs done in the database."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
+from datetime import timedelta
+
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import NotFound
 from annotation.labeling import hotsql
 from annotation.models import (
-    Assignment, AssignmentStatus, AuditEvent, Batch, BatchEvent, BatchState, ImportJob, Judgment, Pair, Profile, Role,
+    Assignment, AssignmentStatus, AuditEvent, Batch, BatchEvent, BatchState, ExportSnapshot, ImportJob, Judgment, Pair,
+    Profile, Role,
 )
 
 User = get_user_model()
@@ -229,3 +232,71 @@ def user_get(*, user_id: int):
     if user is None:
         raise NotFound(f"User {user_id} does not exist.")
     return user
+
+
+# A lease ending within this window shows on the dashboard as about to expire.
+LEASE_EXPIRING_WINDOW = timedelta(minutes=5)
+# A physician below this fraction of an even share of their specialty's judgments is behind.
+BEHIND_SHARE_FRACTION = 0.5
+
+
+def judgments_submitted_since(*, today_start, week_start) -> dict:
+    """First judgments (corrections excluded) submitted since the start of today and of the week.
+
+    Counted on the audit trail: judgment_submit records one `judgment.submitted` event in the
+    judgment's own transaction, and the trail's created_at index bounds the read to the week's
+    events (the judgments table has no index on its created_at)."""
+    return AuditEvent.objects.filter(action="judgment.submitted", created_at__gte=min(today_start, week_start)).aggregate(
+        today=Count("id", filter=Q(created_at__gte=today_start)), week=Count("id", filter=Q(created_at__gte=week_start)))
+
+
+def physicians_behind(*, fraction: float = BEHIND_SHARE_FRACTION) -> list[dict]:
+    """Active physicians of a specialty with an open batch who have judged less than `fraction`
+    of an even share of their specialty's judgments so far (the batches' judgments_done counters
+    over the specialty's active physicians, against each one's judgments_count counter). From the
+    counters only: one grouped query over batches, one over profiles."""
+    done_by_specialty = dict(
+        Batch.objects.exclude(state=BatchState.DRAFT).values("specialty").annotate(
+            done=Sum("judgments_done"), open_batches=Count("id", filter=Q(state=BatchState.OPEN)))
+        .filter(open_batches__gt=0).values_list("specialty", "done"))
+    physicians = list(Profile.objects.filter(
+        role=Role.PHYSICIAN, is_active=True, user__is_active=True, specialty_id__in=list(done_by_specialty),
+    ).select_related("user", "specialty").order_by("user__username"))
+    raters_by_specialty: dict[int, int] = {}
+    for profile in physicians:
+        raters_by_specialty[profile.specialty_id] = raters_by_specialty.get(profile.specialty_id, 0) + 1
+    behind = []
+    for profile in physicians:
+        share = done_by_specialty[profile.specialty_id] / raters_by_specialty[profile.specialty_id]
+        if share and profile.judgments_count < fraction * share:
+            behind.append({"profile": profile, "judged": profile.judgments_count, "share": round(share, 1)})
+    return behind
+
+
+def dashboard_overview(*, now=None) -> dict:
+    """The admin's morning at a glance: judgments today and this week, physicians behind their
+    share, leases about to expire, pairs still short of raters, and batches waiting to be opened
+    (drafts with pairs) or closed (open and complete). Counters and indexed reads only."""
+    now = now or timezone.now()
+    today_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    week_start = today_start - timedelta(days=today_start.weekday())
+    batches = list(Batch.objects.filter(state__in=[BatchState.DRAFT, BatchState.OPEN]).select_related("specialty")
+                   .order_by("-created_at"))
+    open_batches = [b for b in batches if b.state == BatchState.OPEN]
+    return {
+        "judgments": judgments_submitted_since(today_start=today_start, week_start=week_start),
+        "physicians_behind": physicians_behind(),
+        "leases_expiring": Assignment.objects.filter(
+            status=AssignmentStatus.LEASED, expires_at__gt=now, expires_at__lte=now + LEASE_EXPIRING_WINDOW).count(),
+        "lease_window_minutes": int(LEASE_EXPIRING_WINDOW.total_seconds() // 60),
+        "pairs_short": sum(b.pairs_count - b.pairs_complete for b in open_batches),
+        "to_open": [b for b in batches if b.state == BatchState.DRAFT and b.pairs_count + b.calibration_count > 0],
+        "to_close": [b for b in open_batches if b.pairs_count and b.pairs_complete >= b.pairs_count],
+    }
+
+
+def batches_latest_export(*, batch_ids: list[int]) -> dict[int, ExportSnapshot]:
+    """Each batch's newest export snapshot, in one query (DISTINCT ON the batch)."""
+    rows = (ExportSnapshot.objects.filter(batch_id__in=batch_ids).order_by("batch_id", "-created_at", "-id")
+            .distinct("batch_id").only("id", "batch_id", "version", "created_at"))
+    return {row.batch_id: row for row in rows}

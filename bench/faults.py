@@ -159,7 +159,7 @@ def seed_close_batch(n_pairs: int, pipeline: str) -> int:
     from django.utils import timezone
 
     from annotation.labeling.importing import pairs_import
-    from annotation.labeling.services import batch_create, batch_open, specialty_get_or_create
+    from annotation.labeling.services import batch_counters_recount, batch_create, batch_open, specialty_get_or_create
     from annotation.models import Assignment, Batch, Judgment, Pair, Profile, Role
 
     User = get_user_model()
@@ -187,6 +187,8 @@ def seed_close_batch(n_pairs: int, pipeline: str) -> int:
                  a_shown_first=True, idempotency_key=f"seed-{a.pk}", time_spent_ms=20_000) for a in assignments])
     Pair.objects.filter(batch=batch).update(judgments_count=3, open_slots=0)
     Batch.objects.filter(pk=batch.pk).update(data_version=F("data_version") + 1)
+    # Bulk rows bypass the services that keep the batch's counters: rebuild them from the rows.
+    batch_counters_recount(batch_ids=[batch.pk], rater_ids=[r.pk for r in raters])
     return batch.pk
 
 

@@ -2,11 +2,10 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api import paginated_schema
+from annotation.api import paginated, paginated_schema
 from annotation.permissions import IsAdminRole
 
 from . import selectors, services
@@ -54,9 +53,7 @@ class TrainingRunListApi(APIView):
         f = filters.validated_data
         qs = selectors.training_run_list(status=f.get("status"), kind=f.get("kind"), batch_id=f.get("batch"),
                                          export_id=f.get("export"), pipeline_id=f.get("pipeline"))
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(TrainingRunOutputSerializer(page, many=True).data)
+        return paginated(request, self, qs, TrainingRunOutputSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: TrainingRunOutputSerializer(many=True)})
     def post(self, request):

@@ -2,7 +2,7 @@
 cancel and resume generation. Physicians never reach these; the rule, the models and the reward
 model's prediction of a pair are served here and nowhere else."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 
@@ -63,7 +63,10 @@ class RoundListApi(APIView):
                                        help_text=f"Share of pairs per rule; defaults {selection.DEFAULT_SHARES}.")
         engine = serializers.ChoiceField(choices=["auto", "vllm", "transformers"], required=False)
 
-    @extend_schema(responses=RoundOutputSerializer(many=True))
+    @extend_schema(responses=inline_serializer("RoundList", {
+        "rounds": RoundOutputSerializer(many=True),
+        "ratings": serializers.ListField(child=serializers.DictField(), help_text="Bradley-Terry rating per model across rounds."),
+    }))
     def get(self, request):
         overview = selectors.rounds_overview()
         rows = []

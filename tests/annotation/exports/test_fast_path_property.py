@@ -1,7 +1,7 @@
 """The export decision has one definition (annotation.exports.pair_decide over a vote summary,
 with the veto rule of annotation.rules); the fast trl-jsonl path pre-aggregates votes in SQL. Over
 random votes, marks, flags, superseded revisions, calibration items and adjudications, both paths
-must write the same rows: a few thousand random pairs per run."""
+must write the same rows: 3,000 random pairs per run (12 draws of 250)."""
 
 import random
 
@@ -70,7 +70,7 @@ def test_fast_and_general_paths_write_identical_rows(admin_user, monkeypatch):
     real_fast = exports.export_write_trl_jsonl
     monkeypatch.setattr(exports, "export_write_trl_jsonl", lambda *a, **kw: fast_calls.append(1) or real_fast(*a, **kw))
 
-    @settings(max_examples=16, deadline=None, derandomize=True,
+    @settings(max_examples=12, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(seed=st.integers(0, 2**31), p_mark=st.sampled_from([0.0, 0.05, 0.3]), p_flag=st.sampled_from([0.0, 0.2, 0.6]),
            p_adjudicated=st.sampled_from([0.0, 0.1, 0.5]), params=params_strategy)
@@ -99,4 +99,4 @@ def test_fast_and_general_paths_write_identical_rows(admin_user, monkeypatch):
             assert snaps[True].manifest[key] == snaps[False].manifest[key], (key, params)
 
     check()
-    assert len(fast_calls) >= 8, "the fast path must really have run"
+    assert len(fast_calls) >= 6, "the fast path must really have run"

@@ -390,8 +390,8 @@ def _judgment_write(*, assignment_id: int, rater, data: JudgmentInput) -> Judgme
         actor=rater, action="judgment.corrected" if previous else "judgment.submitted", obj=judgment,
         batch=assignment.batch_id, data={"pair": assignment.pair_id, "preference": judgment.preference, "revision": judgment.revision},
     )
+    # Last: the batch row's counters and data_version in one UPDATE (every judgment contends for it).
     _counters_keep(judgment=judgment, previous=previous, is_calibration=assignment.is_calibration, pair_judgments=pair_judgments)
-    hotsql.batch_data_changed(batch_id=assignment.batch_id)
     return judgment
 
 

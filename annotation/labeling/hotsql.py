@@ -98,11 +98,14 @@ def pair_judged(*, pair_id: int) -> int:
 def batch_judged(*, batch_id: int, first: bool, regular: bool, pair_judgments: int) -> None:
     """Keep the batch's progress counters for one judgment row. `first`: not a correction;
     `regular`: not a calibration pair; `pair_judgments`: the pair's count after this judgment
-    (the pair becomes complete when it reaches raters_per_pair). Run it last in the
-    transaction: every judgment of the batch updates this one row, so its lock is held briefly."""
+    (the pair becomes complete when it reaches raters_per_pair). Every judgment row can change an
+    agreement figure, so the same UPDATE bumps data_version (one write of the batch row, not two).
+    Run it last in the transaction: every judgment of the batch updates this one row, so its lock
+    is held briefly."""
     counted = first and regular
     _one_write(
-        "UPDATE annotation_batch SET judgment_rows = judgment_rows + 1, judgments_done = judgments_done + %s, "
+        "UPDATE annotation_batch SET judgment_rows = judgment_rows + 1, data_version = data_version + 1, "
+        "judgments_done = judgments_done + %s, "
         "pairs_complete = pairs_complete + (CASE WHEN %s AND raters_per_pair = %s THEN 1 ELSE 0 END) WHERE id = %s",
         [1 if counted else 0, counted, pair_judgments, batch_id],
     )

@@ -102,7 +102,9 @@ def platform_export(*, test_fraction: float, seed: int = 0) -> tuple[object, dic
     from annotation.exports.services import export_create
     from annotation.labeling.importing import pairs_import
     from annotation.models import Pair
-    from annotation.labeling.services import batch_close, batch_create, batch_open, rater_create
+    from annotation.labeling.selectors import pairs_flagged_phi
+    from annotation.labeling.services import (batch_close, batch_create, batch_open, batch_phi_clear,
+                                              batch_settings_update, rater_create)
 
     items, skipped = pandalm_items()
     tag = f"{time.time_ns()}"
@@ -111,7 +113,14 @@ def platform_export(*, test_fraction: float, seed: int = 0) -> tuple[object, dic
                          calibration_rate=0.0, create_specialty=True)
     lines = [json.dumps({"id": it["id"], "prompt": it["prompt"], "response_a": it["a"], "response_b": it["b"],
                          "model_a": it["model_a"], "model_b": it["model_b"]}) for it in items]
+    # PandaLM is public benchmark text with no patients in it, but its phone numbers, dates and
+    # e-mail addresses look like identifiers to the PHI guard: flag them, then clear them as an
+    # admin would after reading them (what the guard's review path is for).
+    batch = batch_settings_update(batch_id=batch.pk, actor=admin, phi_policy="review")
     pairs_import(batch=batch, lines=lines, actor=admin)
+    flagged = list(pairs_flagged_phi(batch_id=batch.pk).values_list("pk", flat=True))
+    batch_phi_clear(batch_id=batch.pk, actor=admin, pair_ids=flagged,
+                    note="PandaLM public benchmark text: no patient data; the matches are examples in the tasks.")
     batch_open(batch_id=batch.pk, actor=admin)
     label_of = {it["id"]: it["labels"] for it in items}
     external = dict(Pair.objects.filter(batch=batch).values_list("pk", "external_id"))
@@ -153,14 +162,14 @@ def platform_run(snapshot, *, seed: int, params: dict) -> tuple[list[float], lis
     """One reward-model run through the platform: training_start (the service behind `manage.py
     train --export N --pipeline reward_model`) queues it, then the worker's entry point runs it
     (train_run calls exactly this). Returns (chosen scores, rejected scores, wall s, final metrics)."""
-    from training import artifacts, services
+    from training import artifacts, services, worker
     from training.models import TrainingRun
     from training.runners.tiny_models import minilm_path
 
     start = time.perf_counter()
     run = services.training_start(export_id=snapshot.pk, pipeline="reward_model", base_model=minilm_path(),
                                   params={**params, "seed": seed})[0]
-    services.run_execute(run_id=run.pk, task_id=run.celery_task_id)
+    worker.run_execute(run_id=run.pk, task_id=run.celery_task_id)
     wall = time.perf_counter() - start
     run = TrainingRun.objects.get(pk=run.pk)
     if run.status != "succeeded":

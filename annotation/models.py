@@ -303,6 +303,7 @@ class Judgment(models.Model):
             models.Index(fields=["batch", "is_current"], name="judgment_batch_current_idx"),
             # A rater's newest judgments (their list, the queue page) without sorting all of them.
             models.Index(fields=["rater", "-id"], name="judgment_rater_recent_idx"),
+            models.Index(fields=["batch", "-id"], name="judgment_batch_recent_idx"),
         ]
 
 
@@ -379,6 +380,10 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written with each progress report: a running job whose heartbeat stops lost its worker
+    # (importing.import_jobs_reap_stale requeues it, or fails it after its last attempt).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -47,6 +47,18 @@ def import_job_run(job_id: int) -> None:
     run(job_id=job_id)
 
 
+@shared_task
+def reap_stale_imports() -> list[int]:
+    from annotation.labeling.importing import import_jobs_reap_stale
+
+    return import_jobs_reap_stale()
+
+
+@app.on_after_finalize.connect
+def _schedule_import_reaper(sender, **kwargs) -> None:
+    sender.add_periodic_task(timedelta(minutes=1), reap_stale_imports.s(), name="annotation.reap_stale_imports")
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=30 * 60, soft_time_limit=28 * 60)
 def agreement_report_compute(batch_id: int, level: str) -> None:
     """A large batch's agreement report, computed once and cached (annotation.agreement.services)."""

@@ -255,6 +255,10 @@ def get_urls(s: Seeded) -> list[tuple[str, str, tuple[str, ...]]]:
         ("dashboard training run", f"/dashboard/training/{s.run}/", admin),
         ("adjudicate", f"/adjudicate/?batch={b}", admin),
         ("adjudicate pair", f"/adjudicate/pairs/{s.pair}/", admin),
+        ("api batch phi review", f"/api/batches/{b}/phi/", admin),
+        ("api rounds", "/api/rounds/", admin),
+        ("dashboard rounds", "/dashboard/rounds/", admin),
+        ("judgment correct", f"/judgments/{s.judgment}/correct/", doc),
     ]
 
 

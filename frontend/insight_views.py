@@ -52,7 +52,7 @@ def agreement(request, batch_id: int):
     disputes = adjudication_selectors.batch_disputes_list(batch=batch, status="all", limit=25)
     return render(request, "frontend/dashboard/agreement.html", nav_context(
         "batches", batch=batch, report=report, level=level, levels=LEVELS,
-        heatmap_svg=charts.heatmap_svg(heatmap),
+        heatmap=heatmap, heatmap_svg=charts.heatmap_svg(heatmap),
         rater_svg=charts.rater_bars_svg(report.get("per_rater") or [], threshold=batch.min_rater_kappa),
         distribution_svg=charts.distribution_svg(report.get("preference_distribution") or {}),
         disputes=disputes, back=request.get_full_path() + "#disputes",

@@ -461,17 +461,34 @@ def agreement_summary(*, batch: Batch) -> dict:
             **{k: report[k] for k in HEADLINE_KEYS}, "gate": report.get("gate"), "notes": report["notes"]}
 
 
-def agreement_heatmap(*, report: dict) -> dict:
-    """Raters x raters matrix of pairwise kappa (None where two raters share no item)."""
-    raters = [row["rater"] for row in report["per_rater"]]
+# A heatmap is read cell by cell: past about 30 raters it is a wall of colour (and at 200 raters
+# 40,000 cells, 10 MB of page). Above this it shows the raters who agree least with the others.
+HEATMAP_MAX_RATERS = 30
+
+
+def agreement_heatmap(*, report: dict, max_raters: int = HEATMAP_MAX_RATERS) -> dict:
+    """Raters x raters matrix of pairwise kappa (None where two raters share no item). With more
+    than max_raters raters, the max_raters lowest in kappa against the consensus (the ones an admin
+    looks at first; undefined last) in report order; `n_raters` says how many there are in all."""
+    rows = report["per_rater"]
+    if len(rows) > max_raters:
+        def low_first(row):
+            value = row.get("kappa_vs_consensus")
+            return (value is None, value if value is not None else 0.0)
+
+        keep = {row["rater"] for row in sorted(rows, key=low_first)[:max_raters]}
+        rows = [row for row in rows if row["rater"] in keep]
+    raters = [row["rater"] for row in rows]
     index = {name: i for i, name in enumerate(raters)}
     kappa = [[None] * len(raters) for _ in raters]
     overlap = [[0] * len(raters) for _ in raters]
     for pair in report["cohen_kappa"]:
-        a, b = index[pair["rater_a"]], index[pair["rater_b"]]
+        a, b = index.get(pair["rater_a"]), index.get(pair["rater_b"])
+        if a is None or b is None:
+            continue
         kappa[a][b] = kappa[b][a] = pair["kappa"]
         overlap[a][b] = overlap[b][a] = pair["n"]
-    return {"raters": raters, "kappa": kappa, "n": overlap}
+    return {"raters": raters, "kappa": kappa, "n": overlap, "n_raters": len(report["per_rater"])}
 
 
 def agreement_table_csv(*, report: dict, table: str) -> str:

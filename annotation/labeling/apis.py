@@ -401,11 +401,13 @@ class AssignmentOutput(serializers.Serializer):
 
 
 class AssignmentListApi(APIView):
+    """The caller's own leases, newest first, a page at a time like every other list."""
+
     permission_classes = [IsActiveUser]
 
-    @extend_schema(responses=AssignmentOutput(many=True))
+    @extend_schema(responses=paginated_schema(AssignmentOutput))
     def get(self, request):
-        return Response(AssignmentOutput(selectors.assignments_of(user=request.user)[:500], many=True).data)
+        return paginated(request, self, selectors.assignments_of(user=request.user), AssignmentOutput)
 
 
 class AssignmentDetailApi(APIView):

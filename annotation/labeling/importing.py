@@ -6,6 +6,7 @@ line imports nothing; every bad line is reported with its number and what to fix
 
 import hashlib
 import itertools
+from datetime import timedelta
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -312,7 +313,11 @@ def import_job_run(*, job_id: int) -> ImportJob:
         if job.status != ImportJobStatus.QUEUED:
             return job
         job.status, job.started_at = ImportJobStatus.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
+        job.heartbeat_at, job.attempts = job.started_at, job.attempts + 1
+        job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
+    # Everything this attempt writes later is conditional on still being the job's latest attempt:
+    # if the reaper took the job from us (we looked dead) our late result must not overwrite it.
+    ours = ImportJob.objects.filter(pk=job.pk, attempts=job.attempts)
 
     read = {"lines": 0, "saved": 0}
 
@@ -320,7 +325,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
         read["lines"] += lines
         if read["lines"] - read["saved"] >= PROGRESS_EVERY_LINES:
             read["saved"] = read["lines"]
-            ImportJob.objects.filter(pk=job.pk).update(lines_read=read["lines"])
+            ours.update(lines_read=read["lines"], heartbeat_at=timezone.now())
 
     fields = ["status", "finished_at", "lines_read"]
     try:
@@ -338,12 +343,49 @@ def import_job_run(*, job_id: int) -> ImportJob:
     except Exception as exc:  # recorded on the row for the admin, then raised for the worker's log
         job.status, job.detail = ImportJobStatus.FAILED, f"The import failed unexpectedly: {type(exc).__name__}."
         job.finished_at, job.lines_read = timezone.now(), read["lines"]
-        job.save(update_fields=fields + ["detail"])
+        ours.update(**{name: getattr(job, name) for name in fields + ["detail"]})
         raise
     job.finished_at, job.lines_read = timezone.now(), read["lines"]
-    job.save(update_fields=fields)
-    default_storage.delete(job.source)
+    if ours.update(**{name: getattr(job, name) for name in fields}):
+        default_storage.delete(job.source)
     return job
 
 
-__all__ = ["pairs_import", "import_job_create", "import_job_run", "pairs_parse", "pair_fingerprint", "batch_for_import", "Specialty"]
+# A running import reports at least every PROGRESS_EVERY_LINES lines while it reads, then writes
+# everything in one transaction (about a minute per 500,000 lines on PostgreSQL): a heartbeat
+# older than this means the worker died. Nothing of it was written (all or nothing), so the job
+# can simply run again from its stored file.
+IMPORT_STALE_AFTER = timedelta(minutes=15)
+IMPORT_MAX_ATTEMPTS = 2
+
+
+def import_jobs_reap_stale(*, stale_after: timedelta = IMPORT_STALE_AFTER, max_attempts: int = IMPORT_MAX_ATTEMPTS) -> list[int]:
+    """Requeue running imports whose worker stopped reporting (the file is still in storage and
+    nothing was written), or fail them after their last attempt. Returns the job ids handled."""
+    cutoff = timezone.now() - stale_after
+    handled = []
+    stale_ids = list(ImportJob.objects.filter(status=ImportJobStatus.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    for job_id in stale_ids:
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update().filter(pk=job_id, status=ImportJobStatus.RUNNING, heartbeat_at__lt=cutoff).first()
+            if job is None:  # it reported in the meantime
+                continue
+            silent = f"its worker stopped reporting at {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC after {job.lines_read:,} lines"
+            if job.attempts < max_attempts:
+                job.status, job.detail = ImportJobStatus.QUEUED, f"Requeued: {silent}; nothing had been written."
+                job.save(update_fields=["status", "detail"])
+                background.send(IMPORT_JOB, job.pk, after_commit=True)
+                action = "batch.import_requeued"
+            else:
+                job.status, job.finished_at = ImportJobStatus.FAILED, timezone.now()
+                job.detail = (f"The import stopped: {silent}, on attempt {job.attempts} of {max_attempts}. Nothing was "
+                              "imported (all or nothing); upload the file again, or split it.")
+                job.save(update_fields=["status", "finished_at", "detail"])
+                action = "batch.import_reaped"
+            audit_record(actor=None, action=action, obj=job.batch, batch=job.batch_id,
+                         data={"import_job": job.pk, "attempts": job.attempts, "lines_read": job.lines_read})
+            handled.append(job.pk)
+    return handled
+
+
+__all__ = ["pairs_import", "import_job_create", "import_job_run", "import_jobs_reap_stale", "pairs_parse", "pair_fingerprint", "batch_for_import", "Specialty"]

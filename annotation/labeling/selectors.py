@@ -160,9 +160,13 @@ def physician_pairs_left(*, user, batch: Batch, mine_done: int = 0, cap: int = P
 
 def judgments_visible_to(*, user, batch_id: int | None = None) -> QuerySet[Judgment]:
     """A physician sees only their own judgments; an admin sees all."""
-    # Newest first by id (ids come from one sequence, in creation order): the primary key and
-    # judgment_rater_recent_idx serve it without sorting a rater's or the table's judgments.
-    qs = Judgment.objects.select_related("rater", "pair", "batch").order_by("-id")
+    # Newest first by id (ids come from one sequence, in creation order): the primary key,
+    # judgment_rater_recent_idx and judgment_batch_recent_idx serve it without sorting a rater's,
+    # a batch's or the table's judgments (walking the primary key back to an old batch's rows
+    # would read every newer batch's judgments first).
+    # Rater and batch are small tables that pages name; the pair (with its texts) is joined only
+    # where a page shows it.
+    qs = Judgment.objects.select_related("rater", "batch").order_by("-id")
     if not (hasattr(user, "profile") and user.profile.role == Role.ADMIN):
         qs = qs.filter(rater=user)
     if batch_id is not None:
@@ -171,7 +175,8 @@ def judgments_visible_to(*, user, batch_id: int | None = None) -> QuerySet[Judgm
 
 
 def assignments_of(*, user) -> QuerySet[Assignment]:
-    return Assignment.objects.filter(rater=user).select_related("batch").order_by("-leased_at")
+    # assignment_rater_recent_idx serves the order; the output needs no joined row.
+    return Assignment.objects.filter(rater=user).order_by("-leased_at")
 
 
 def assignment_of(*, user, assignment_id: int) -> Assignment:

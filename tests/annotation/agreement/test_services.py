@@ -325,3 +325,16 @@ def test_adjudicator_cannot_read_the_report_but_physician_with_right_can_list_di
     client = client_for(senior)
     assert client.get(f"/api/batches/{batch.pk}/agreement/").status_code == 403
     assert client.get(f"/api/batches/{batch.pk}/disputes/").status_code == 200
+
+
+def test_heatmap_of_many_raters_shows_those_who_agree_least():
+    names = [f"r{i:02d}" for i in range(40)]
+    report = {
+        "per_rater": [{"rater": name, "kappa_vs_consensus": None if i == 0 else i / 40} for i, name in enumerate(names)],
+        "cohen_kappa": [{"rater_a": a, "rater_b": b, "kappa": 0.5, "n": 7} for i, a in enumerate(names) for b in names[i + 1:]],
+    }
+    heat = reports.agreement_heatmap(report=report, max_raters=5)
+    # The five lowest defined kappas (r01..r05), in report order; the undefined one only if room is left.
+    assert heat["raters"] == ["r01", "r02", "r03", "r04", "r05"] and heat["n_raters"] == 40
+    assert heat["kappa"][0][1] == 0.5 and heat["n"][4][3] == 7 and heat["kappa"][2][2] is None
+    assert reports.agreement_heatmap(report=report, max_raters=40)["raters"] == names

@@ -155,6 +155,12 @@ def test_physician_sees_only_own_judgments(specialty):
     assert client_for(raters[0]).get(f"/api/assignments/{other_assignment}/").status_code == 404
     admin = factories.admin("boss")
     assert client_for(admin).get("/api/judgments/").json()["count"] == 4
+    assert client_for(admin).get(f"/api/judgments/?batch={batch.pk}").json()["count"] == 4
+    # A rater's own leases, newest first, a page at a time like every list.
+    leases = client_for(raters[0]).get("/api/assignments/?limit=1").json()
+    assert leases["count"] == 2 and len(leases["results"]) == 1 and leases["next"]
+    assert leases["results"][0]["id"] == max(Judgment.objects.filter(rater=raters[0]).values_list("assignment_id", flat=True))
+    assert other_assignment not in {a["id"] for a in client_for(raters[0]).get("/api/assignments/").json()["results"]}
 
 
 def test_rater_management_api(admin_client):

@@ -75,3 +75,65 @@ def test_the_dashboard_upload_of_a_big_file_queues_a_job_shown_on_the_batch_page
 
 def test_import_status_is_admin_only(physician_client, db):
     assert physician_client.get("/api/imports/1/").status_code == 403
+
+
+def _dead_job(batch, *, attempts: int, minutes_silent: int = 20) -> ImportJob:
+    """A job left 'running' by a worker that died: its heartbeat stopped minutes_silent ago."""
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    name = default_storage.save(f"imports/batch-{batch.pk}/dead.jsonl", ContentFile(body(7).encode()))
+    silent_since = timezone.now() - timedelta(minutes=minutes_silent)
+    return ImportJob.objects.create(batch=batch, source=name, status="running", started_at=silent_since,
+                                    heartbeat_at=silent_since, attempts=attempts, lines_read=3)
+
+
+def test_an_import_whose_worker_died_runs_again_from_its_stored_file(db, small_inline_limit, django_capture_on_commit_callbacks):
+    from annotation.labeling.importing import import_jobs_reap_stale
+    from annotation.models import AuditEvent
+
+    batch = factories.BatchFactory(name="Worker died")
+    dead, alive = _dead_job(batch, attempts=1), _dead_job(batch, attempts=1, minutes_silent=2)
+    with django_capture_on_commit_callbacks(execute=True):  # the requeued task runs (eager) after commit
+        assert import_jobs_reap_stale() == [dead.pk]
+    dead.refresh_from_db()
+    assert dead.status == "done" and dead.pairs_created == 7 and dead.attempts == 2
+    assert ImportJob.objects.get(pk=alive.pk).status == "running"  # still reporting: left alone
+    assert Batch.objects.get(pk=batch.pk).pairs_count == 7
+    assert AuditEvent.objects.filter(action="batch.import_requeued", data__import_job=dead.pk).exists()
+
+
+def test_an_import_that_died_on_its_last_attempt_fails_with_a_message(db, small_inline_limit):
+    from annotation.labeling.importing import import_jobs_reap_stale
+
+    batch = factories.BatchFactory(name="Died twice")
+    job = _dead_job(batch, attempts=2)
+    assert import_jobs_reap_stale() == [job.pk]
+    job.refresh_from_db()
+    assert job.status == "failed" and job.finished_at is not None
+    assert "Nothing was imported (all or nothing)" in job.detail and "after 3 lines" in job.detail
+    assert not Pair.objects.filter(batch=batch).exists()
+
+
+def test_a_late_result_of_a_reaped_attempt_does_not_overwrite_the_job(db, small_inline_limit):
+    from annotation.labeling.importing import import_job_run
+
+    batch = factories.BatchFactory(name="Late worker")
+    job = ImportJob.objects.create(batch=batch, source="imports/missing.jsonl")
+    # The reaper gave the job to a new attempt while this one was still (slowly) running.
+    real_filter = ImportJob.objects.filter
+
+    def claimed_by_another_attempt(*args, **kwargs):
+        qs = real_filter(*args, **kwargs)
+        ImportJob.objects.all().update(attempts=5)
+        return qs
+
+    import unittest.mock as mock
+    with mock.patch.object(ImportJob.objects, "filter", side_effect=claimed_by_another_attempt):
+        with pytest.raises(Exception):
+            import_job_run(job_id=job.pk)  # the stored file is missing: the attempt fails
+    job.refresh_from_db()
+    assert job.status == "running" and job.attempts == 5  # the failure of a stale attempt was dropped

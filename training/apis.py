@@ -41,7 +41,10 @@ class TrainingRunListApi(APIView):
     class InputSerializer(serializers.Serializer):
         export = serializers.IntegerField(min_value=1)
         pipeline = serializers.ChoiceField(choices=list(PIPELINES), default="reward_model>ppo")
-        base_model = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+        base_model = serializers.CharField(
+            required=False, allow_blank=True, max_length=500, default="",
+            help_text="A hub id or a path on the GPU host, or run:<id> to start from the model a succeeded run trained "
+                      "(a reward-model run for a reward model, a policy run for a policy). Empty: the configured default.")
         params = serializers.DictField(required=False, default=dict,
                                        help_text='Flat hyper-parameters, or per-kind sections such as {"ppo": {"kl_coef": 0.1}}.')
 

@@ -12,11 +12,26 @@ from annotation.audit import audit_record
 from annotation.errors import NotFound
 from annotation.models import Batch
 
-from .models import TrainingPipeline
+from .models import POLICY_KINDS, Round, RunKind, RunStatus, TrainingPipeline
 from .conf import training_setting
-from .services import pipeline_start
+from .services import pipeline_start, run_base
 
 logger = logging.getLogger("training")
+
+
+def onward_bases(*, batch_id: int) -> dict[str, str]:
+    """For a batch a round generated: train onward, the policy from the policy the round sampled
+    and the reward model from the one that scored the round (the RLHF loop's iterated training);
+    {} for any other batch, which starts from the configured base models."""
+    rnd = Round.objects.filter(batch_id=batch_id).select_related("source_run", "reward_run").first()
+    if rnd is None:
+        return {}
+    bases = {}
+    if rnd.source_run is not None and rnd.source_run.status == RunStatus.SUCCEEDED:
+        bases.update({kind: run_base(rnd.source_run) for kind in POLICY_KINDS})
+    if rnd.reward_run is not None and rnd.reward_run.status == RunStatus.SUCCEEDED:
+        bases[RunKind.REWARD_MODEL] = run_base(rnd.reward_run)
+    return bases
 
 
 def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
@@ -49,7 +64,8 @@ def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
             # Hyper-parameters for automatic launches come from settings (CLINPREF["TRAINING_AUTO_PARAMS"]),
             # so operators tune them per deployment without touching batches.
             runs = pipeline_start(export=export, pipeline=batch.training_pipeline, params=training_setting("TRAINING_AUTO_PARAMS", None),
-                                  base_model=training_setting("TRAINING_AUTO_BASE_MODEL", ""), created_by=batch.closed_by, strict_params=False,
+                                  base_model=training_setting("TRAINING_AUTO_BASE_MODEL", ""), base_models=onward_bases(batch_id=batch.pk),
+                                  created_by=batch.closed_by, strict_params=False,
                                   trigger=TrainingPipeline.Trigger.BATCH_CLOSED, trigger_key=key)
             return runs[0].pipeline
     except IntegrityError:

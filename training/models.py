@@ -18,6 +18,10 @@ class RunKind(models.TextChoices):
     RLOO = "rloo", "RLOO"
 
 
+# The kinds that train a policy (what a round samples, what a policy run may start from).
+POLICY_KINDS = (RunKind.PPO, RunKind.DPO, RunKind.GRPO, RunKind.RLOO)
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

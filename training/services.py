@@ -20,7 +20,7 @@ from annotation.models import ExportSnapshot
 
 from . import configs, dispatch
 from .conf import stale_after, training_setting
-from .models import RunKind, RunStatus, TrainingPipeline, TrainingRun
+from .models import POLICY_KINDS, RunKind, RunStatus, TrainingPipeline, TrainingRun
 
 logger = logging.getLogger("training")
 
@@ -36,9 +36,39 @@ DEMO_NOTE = (
 # ---------------------------------------------------------------- starting
 
 
+# A base model may be the model an earlier run trained: "run:<id>". The worker fetches that run's
+# artifacts through storage, so a round's policy and reward model train onward from the last ones.
+RUN_BASE_PREFIX = "run:"
+
+
+def run_base(run: TrainingRun) -> str:
+    return f"{RUN_BASE_PREFIX}{run.pk}"
+
+
+def run_base_source(base_model: str) -> TrainingRun | None:
+    """The run behind a "run:<id>" base model (None for a hub id or a path)."""
+    if not base_model.startswith(RUN_BASE_PREFIX):
+        return None
+    run_id = base_model[len(RUN_BASE_PREFIX):]
+    run = TrainingRun.objects.filter(pk=int(run_id)).first() if run_id.isdigit() else None
+    if run is None:
+        raise NotFound(f"base_model {base_model!r}: there is no training run {run_id}; use run:<id> of a succeeded run.")
+    return run
+
+
 def base_model_resolve(*, kind: str, base_model: str) -> tuple[str, bool]:
     """(base model, is_demo). Empty means: the configured default for this kind, else the demo
-    models (MiniLM reward model, tiny local policy), marked as such."""
+    models (MiniLM reward model, tiny local policy), marked as such. "run:<id>" is the model a
+    succeeded run of the same family trained (a reward model for a reward model, a policy for a
+    policy); it is a demo when that run was."""
+    source = run_base_source(base_model)
+    if source is not None:
+        wanted = "a reward-model run" if kind == RunKind.REWARD_MODEL else "a policy run (ppo, dpo, grpo, rloo)"
+        fits = source.kind == RunKind.REWARD_MODEL if kind == RunKind.REWARD_MODEL else source.kind in POLICY_KINDS
+        if not fits or source.status != RunStatus.SUCCEEDED:
+            raise Conflict(f"base_model {base_model!r} is a {source.kind} run that {source.status}; a {kind} run can start "
+                           f"from {wanted} that succeeded.")
+        return base_model, source.is_demo
     if base_model:
         return base_model, False
     configured = training_setting("TRAINING_REWARD_BASE_MODEL" if kind == RunKind.REWARD_MODEL else "TRAINING_POLICY_BASE_MODEL", "")
@@ -70,10 +100,12 @@ def pipeline_start(
     trigger: str = TrainingPipeline.Trigger.MANUAL,
     trigger_key: str = "",
     strict_params: bool = True,
+    base_models: dict[str, str] | None = None,
 ) -> list[TrainingRun]:
     """Create the runs of a pipeline (e.g. reward_model -> ppo) on one export snapshot and queue
     the first; each later run is queued when its parent succeeds. `params` holds flat
-    hyper-parameters or per-kind sections ({"ppo": {"kl_coef": 0.1}}); bad ones raise a 400."""
+    hyper-parameters or per-kind sections ({"ppo": {"kl_coef": 0.1}}); bad ones raise a 400.
+    `base_models` ({kind: base}) overrides `base_model` for the kinds it names."""
     try:
         stages = configs.pipeline_stages(pipeline)
         resolved = configs.params_for_stages(stages=stages, params=params, strict=strict_params)
@@ -85,7 +117,7 @@ def pipeline_start(
     runs: list[TrainingRun] = []
     parent = None
     for stage, kind in enumerate(stages):
-        model, is_demo = base_model_resolve(kind=kind, base_model=base_model)
+        model, is_demo = base_model_resolve(kind=kind, base_model=(base_models or {}).get(kind) or base_model)
         run = TrainingRun.objects.create(
             pipeline=pipe, stage=stage, parent=parent, kind=kind, export=export, config=resolved[kind],
             base_model=model, is_demo=is_demo, note=DEMO_NOTE if is_demo else "", created_by=created_by,

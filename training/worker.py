@@ -101,6 +101,10 @@ def _resolve_base(run: TrainingRun, work: Path) -> str:
         from training.runners.tiny_models import build_tiny_causal_lm
 
         return build_tiny_causal_lm(work / "base-policy", seed=run.config.get("seed", 0))
+    source = services.run_base_source(run.base_model)
+    if source is not None:  # the model an earlier run trained, through storage like any artifact
+        artifacts.artifacts_download(source, work / "base-model")
+        return str(work / "base-model")
     return run.base_model
 
 

@@ -83,8 +83,17 @@ def test_dpo_run_from_the_api_and_detail_with_metrics(fast_training, django_capt
     assert comparison["previous_run"] == run_id and comparison["same_export"] is True
     assert "train_loss" in comparison["metrics"]
 
+    # Train onward: a policy run may start from the policy an earlier run trained (run:<id>).
+    with django_capture_on_commit_callbacks(execute=True):
+        onward = client.post("/api/training-runs/", {"export": export.pk, "pipeline": "dpo", "base_model": f"run:{run_id}",
+                                                     "params": {"dpo": FAST_PARAMS["dpo"]}}, format="json")
+    assert onward.status_code == 201, onward.content
+    onward = TrainingRun.objects.get(pk=onward.json()["runs"][0]["id"])
+    assert onward.base_model == f"run:{run_id}" and onward.is_demo
+    assert onward.status == RunStatus.SUCCEEDED, onward.error + onward.log_tail[-2000:]
+
     listing = client.get("/api/training-runs/?kind=dpo").json()
-    assert listing["count"] == 2
+    assert listing["count"] == 3
 
 
 @pytest.mark.django_db
@@ -220,5 +229,14 @@ def test_api_is_admin_only_and_rejects_bad_input(media, physician_client, admin_
         assert response.status_code == 400, (body, response.content)
         assert response.json()["detail"]
     assert admin_client.post("/api/training-runs/", {"export": 999999}, format="json").status_code == 404
+    # run:<id> bases: the run must exist, have succeeded and be of the same family.
+    missing = admin_client.post("/api/training-runs/", {"export": rm.export_id, "base_model": "run:999999"}, format="json")
+    assert missing.status_code == 404 and "no training run 999999" in missing.json()["detail"]
+    unfinished = admin_client.post("/api/training-runs/", {"export": rm.export_id, "pipeline": "reward_model",
+                                                           "base_model": f"run:{rm.pk}"}, format="json")
+    assert unfinished.status_code == 409 and "that queued" in unfinished.json()["detail"]
+    wrong_family = admin_client.post("/api/training-runs/", {"export": rm.export_id, "pipeline": "dpo",
+                                                             "base_model": f"run:{rm.pk}"}, format="json")
+    assert wrong_family.status_code == 409 and "a policy run" in wrong_family.json()["detail"]
     assert admin_client.get("/api/training-runs/999999/").status_code == 404
     assert admin_client.get("/api/training-runs/?status=bogus").status_code == 400

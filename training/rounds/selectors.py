@@ -44,6 +44,11 @@ def round_get(*, round_id: int) -> Round:
     return rnd
 
 
+# The selection rule that draws pairs uniformly (training.rounds.selection): the one whose pairs
+# give an unbiased win rate.
+UNBIASED_RULE = "random"
+
+
 def _opponent(rnd: Round) -> str | None:
     roles = set(rnd.models_used)
     return "previous" if "previous" in roles else "reference" if "reference" in roles else None
@@ -51,7 +56,11 @@ def _opponent(rnd: Round) -> str | None:
 
 def round_measures(*, rnd: Round, n_boot: int = 2000) -> dict:
     """A round's figures from its batch's current judgments:
-    - head_to_head: the new policy's win rate against the previous one (ties half), 95% interval;
+    - head_to_head: the new policy's win rate against the previous one (ties half), 95% interval, on
+      the pairs the random rule drew: the other rules pick close calls on purpose, which pulls a
+      win rate toward 0.5, so only the uniform draw estimates it without bias;
+    - head_to_head_all: the same over every new-vs-previous pair, whatever rule chose it (more
+      pairs, biased: shown beside the unbiased figure, never instead of it);
     - rm_vs_physicians: how often the reward model's pre-labeling prediction matched the physicians'
       majority, next to the ceiling (one physician vs the majority of the others) - on fresh pairs
       only (anchors were seen before);
@@ -61,7 +70,7 @@ def round_measures(*, rnd: Round, n_boot: int = 2000) -> dict:
     own = _directions_by_pair([rp.pair_id for rp in round_pairs])
     earlier = _directions_by_pair([rp.anchor_of_id for rp in round_pairs if rp.anchor_of_id])
     opponent = _opponent(rnd)
-    h2h, predicted, judged, fresh_dirs, self_pairs = [], [], [], [], []
+    h2h, h2h_all, predicted, judged, fresh_dirs, self_pairs = [], [], [], [], [], []
     rules: dict[str, int] = {}
     for rp in round_pairs:
         rules[rp.rule] = rules.get(rp.rule, 0) + 1
@@ -76,15 +85,20 @@ def round_measures(*, rnd: Round, n_boot: int = 2000) -> dict:
             judged.append(list(dirs.values()))
         if opponent and {rp.role_a, rp.role_b} == {"new", opponent} and dirs:
             new_is_a = rp.role_a == "new"
-            h2h.append([0.5 if d == 0 else float((d < 0) == new_is_a) for d in dirs.values()])
+            scores = [0.5 if d == 0 else float((d < 0) == new_is_a) for d in dirs.values()]
+            h2h_all.append(scores)
+            if rp.rule == UNBIASED_RULE:
+                h2h.append(scores)
     wr = rating.win_rate(h2h, n_boot=n_boot)
+    wr_all = rating.win_rate(h2h_all, n_boot=n_boot)
     rm = rating.model_vs_majority(predicted, judged)
     ceiling = rating.physician_vs_others(fresh_dirs)
     inter = rating.pairwise_agreement(fresh_dirs)
     drift = rating.self_agreement(self_pairs)
     return {
         "pairs": len(round_pairs), "rules": rules, "opponent": opponent,
-        "head_to_head": wr.__dict__,
+        "head_to_head": {**wr.__dict__, "rule": UNBIASED_RULE},
+        "head_to_head_all": wr_all.__dict__,
         "rm_vs_physicians": {"rate": rm.rate, "n": rm.n, "ceiling": ceiling.rate, "ceiling_n": ceiling.n},
         "inter_rater": {"rate": inter.rate, "n": inter.n},
         "drift": {"rate": drift.rate, "n": drift.n},

@@ -18,14 +18,13 @@ from annotation.models import Batch, Pair
 
 from .. import dispatch
 from ..conf import stale_after
-from ..models import GeneratedResponse, Round, RoundPair, RoundStatus, RunKind, RunStatus, TrainingRun
+from ..models import POLICY_KINDS, GeneratedResponse, Round, RoundPair, RoundStatus, RunKind, RunStatus, TrainingRun
 from ..services import DEMO_POLICY_BASE
 from . import selection
 
 logger = logging.getLogger("training")
 
 ROLES = ("new", "previous", "reference")
-POLICY_KINDS = (RunKind.PPO, RunKind.DPO, RunKind.GRPO, RunKind.RLOO)
 # Sampling defaults: the usual chat-model settings; a fixed seed so a round can be reproduced.
 ROUND_DEFAULTS = {
     "responses_per_prompt": 2,

@@ -41,13 +41,19 @@ def test_two_demo_rounds_from_the_dashboard(fast_training, django_capture_on_com
 
     with django_capture_on_commit_callbacks(execute=True):
         admin.post(f"/dashboard/batches/{rnd.batch_id}/close/", {"confirm": "on", "force": "on", "override_reason": "demo"})
-    assert TrainingRun.objects.filter(export__batch=rnd.batch, kind=RunKind.REWARD_MODEL).exists()
+    # Round 2 trains onward: its reward model from round 1's, its policy from the policy round 2 sampled.
+    reward2 = TrainingRun.objects.get(export__batch=rnd.batch, kind=RunKind.REWARD_MODEL)
+    ppo2 = TrainingRun.objects.get(export__batch=rnd.batch, kind=RunKind.PPO)
+    assert reward2.base_model == f"run:{rnd.reward_run_id}" and ppo2.base_model == f"run:{ppo.pk}"
+    assert reward2.status == ppo2.status == RunStatus.SUCCEEDED, reward2.error + ppo2.error + ppo2.log_tail[-2000:]
+    assert reward2.is_demo and ppo2.is_demo
 
     html = admin.get("/dashboard/rounds/").content.decode()
     assert "Round 2" in html and "DEMO" in html and "ceiling" in html
     from training.rounds.selectors import round_measures
 
     m = round_measures(rnd=rnd, n_boot=200)
-    assert m["head_to_head"]["pairs"] > 0 and m["head_to_head"]["rate"] is not None
+    assert m["head_to_head_all"]["pairs"] > 0 and m["head_to_head_all"]["rate"] is not None
+    assert 0 < m["head_to_head"]["pairs"] <= m["head_to_head_all"]["pairs"]
     assert m["rm_vs_physicians"]["n"] > 0 and m["rm_vs_physicians"]["ceiling"] is not None
     print("DEMO ROUND 2", m)

@@ -31,8 +31,9 @@ def labeled_round():
     # pair 1: new is B; physicians B, B, B -> new 1, 1, 1; RM predicted B (right).
     # pair 2: new is A; physicians A, A, B -> new 1, 1, 0; RM predicted A (right).
     spec = [(("new", "previous"), [2, 1, 0], 0.2), (("previous", "new"), [1, 2, 1], 0.9), (("new", "previous"), [-1, -2, 1], 0.3)]
-    for pair, ((ra, rb), prefs, prob_b) in zip(pairs, spec):
-        RoundPair.objects.create(round=rnd, pair=pair, rule="uncertainty", role_a=ra, role_b=rb,
+    # Pairs 0 and 1 were drawn by the random rule, pair 2 by uncertainty (a close call on purpose).
+    for pair, ((ra, rb), prefs, prob_b), rule in zip(pairs, spec, ["random", "random", "uncertainty"]):
+        RoundPair.objects.create(round=rnd, pair=pair, rule=rule, role_a=ra, role_b=rb,
                                  model_a=NEW if ra == "new" else OLD, model_b=NEW if rb == "new" else OLD, rm_prob_b=prob_b)
         for rater, pref in zip(raters, prefs):
             factories.add_judgment(pair, rater, pref)
@@ -49,9 +50,13 @@ def labeled_round():
 def test_round_figures_match_counting_by_hand():
     _, rnd, _, original = labeled_round()
     m = selectors.round_measures(rnd=rnd, n_boot=500)
+    everything = m["head_to_head_all"]
+    assert everything["rate"] == pytest.approx((0 + 0 + .5 + 1 + 1 + 1 + 1 + 1 + 0) / 9)
+    assert (everything["wins"], everything["ties"], everything["losses"], everything["pairs"]) == (5, 1, 3, 3)
+    # The headline win rate counts only the randomly drawn pairs (0 and 1): unbiased by selection.
     h2h = m["head_to_head"]
-    assert h2h["rate"] == pytest.approx((0 + 0 + .5 + 1 + 1 + 1 + 1 + 1 + 0) / 9)
-    assert (h2h["wins"], h2h["ties"], h2h["losses"], h2h["pairs"]) == (5, 1, 3, 3)
+    assert h2h["rate"] == pytest.approx((0 + 0 + .5 + 1 + 1 + 1) / 6) and h2h["rule"] == "random"
+    assert (h2h["wins"], h2h["ties"], h2h["losses"], h2h["pairs"]) == (3, 1, 2, 2)
     assert h2h["low"] <= h2h["rate"] <= h2h["high"]
     # majorities: B, B, A; RM predicted A, B, A -> 2 of 3.
     assert m["rm_vs_physicians"]["rate"] == pytest.approx(2 / 3) and m["rm_vs_physicians"]["n"] == 3
@@ -59,7 +64,7 @@ def test_round_figures_match_counting_by_hand():
     expected_drift = sum(int((d if d else 1) == d) for d in list(original.values())[:2]) / 3 if all(original.values()) else None
     if expected_drift is not None:
         assert m["drift"]["rate"] == pytest.approx(expected_drift) and m["drift"]["n"] == 3
-    assert m["rules"] == {"uncertainty": 3, "anchor": 1}
+    assert m["rules"] == {"random": 2, "uncertainty": 1, "anchor": 1}
 
     ratings = {r["model"]: r for r in selectors.model_ratings(n_boot=200)}
     assert set(ratings) == {NEW, OLD} and ratings[NEW]["rating"] > ratings[OLD]["rating"]
@@ -97,7 +102,7 @@ def test_nothing_about_models_rules_or_predictions_reaches_a_physician():
 
     # The admin does see them.
     detail = client_for(admin).get(f"/api/rounds/{rnd.pk}/").json()
-    assert detail["models_used"]["new"]["name"] == NEW and detail["measures"]["rules"]["uncertainty"] == 3
+    assert detail["models_used"]["new"]["name"] == NEW and detail["measures"]["rules"]["uncertainty"] == 1
     assert json.dumps(detail)
 
 

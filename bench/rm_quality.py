@@ -184,15 +184,15 @@ def bare_run(data: Path, *, seed: int, params: dict, tokenization: str = "trl", 
              margin: bool = False) -> tuple[list[float], list[float], float]:
     """What a researcher writes by hand: TRL's RewardTrainer on train.jsonl (prompt/chosen/rejected),
     the MiniLM encoder with its sep token as eos, then each held-out pair scored one sequence at a
-    time. tokenization="runner" feeds the runner's token ids instead of TRL's own (ablation)."""
+    time. tokenization="apart" feeds ids with prompt and completion tokenised apart and one eos id
+    (what the runner did before issue 13; ablation) instead of TRL's own."""
     import torch
     from datasets import Dataset, load_dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
     from transformers.trainer_callback import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
-    from training.runners.common import read_jsonl
-    from training.runners.reward import tokenize_preferences
+    from training.runners.common import encode_pair_truncated, read_jsonl
     from training.runners.tiny_models import minilm_path
 
     start = time.perf_counter()
@@ -203,9 +203,15 @@ def bare_run(data: Path, *, seed: int, params: dict, tokenization: str = "trl", 
         set_seed(seed)  # what the runner does before loading: a seeded score head
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     columns = ["prompt", "chosen", "rejected"] + (["margin"] if margin else [])
-    if tokenization == "runner":
-        train, _ = tokenize_preferences(read_jsonl(data / "train.jsonl"), tokenizer, max_length=params["max_length"], use_margin=margin)
-        test, _ = tokenize_preferences(read_jsonl(data / "test.jsonl"), tokenizer, max_length=params["max_length"], use_margin=False)
+    if tokenization == "apart":
+        def apart(rows, with_margin):
+            cols = {"chosen_ids": [encode_pair_truncated(tokenizer, r["prompt"], r["chosen"], params["max_length"])[0] for r in rows],
+                    "rejected_ids": [encode_pair_truncated(tokenizer, r["prompt"], r["rejected"], params["max_length"])[0] for r in rows]}
+            if with_margin:
+                cols["margin"] = [float(r["margin"]) for r in rows]
+            return Dataset.from_dict(cols)
+
+        train, test = apart(read_jsonl(data / "train.jsonl"), margin), apart(read_jsonl(data / "test.jsonl"), False)
     else:
         files = load_dataset("json", data_files={"train": str(data / "train.jsonl"), "test": str(data / "test.jsonl")})
         train, test = files["train"].select_columns(columns), files["test"].select_columns(["prompt", "chosen", "rejected"])
@@ -266,7 +272,7 @@ def paired(a, b) -> tuple[float, float, float]:
 
 ABLATIONS = {
     "margin": "platform with use_margin flipped (the margin term in the loss)",
-    "tokenization": "bare script fed the runner's token ids instead of TRL's own tokenisation",
+    "tokenization": "bare script fed ids with prompt and completion tokenised apart (the runner's before issue 13) instead of TRL's",
     "head-seed": "bare script with the score head seeded like the runner's",
     "validation": "platform with its defaults for early stopping: validation_fraction 0.1, patience 2",
 }
@@ -309,7 +315,7 @@ def main() -> None:
         arms["platform, validation 0.1 + patience 2"] = lambda seed: platform_run(
             snapshot, seed=seed, params={**platform_params, "validation_fraction": 0.1, "early_stopping_patience": 2})[:3]
     if "tokenization" in opts.ablate:
-        arms["bare, runner tokenisation"] = lambda seed: bare_run(data, seed=seed, params=settings, margin=margin, tokenization="runner")
+        arms["bare, tokenised apart"] = lambda seed: bare_run(data, seed=seed, params=settings, margin=margin, tokenization="apart")
     if "head-seed" in opts.ablate:
         arms["bare, seeded head"] = lambda seed: bare_run(data, seed=seed, params=settings, margin=margin, seed_head=True)
 

@@ -36,28 +36,41 @@ def test_runner_training_arguments_match_the_bare_script(tmp_path, monkeypatch):
     }
 
 
-def test_runner_token_ids_are_trls_apart_from_the_word_boundary_and_the_second_sep():
-    """MiniLM (BERT) through the runner's tokenisation and through TRL's: [CLS] first, one [SEP]
-    where TRL's appended eos text gives a second, and the prompt/completion boundary kept as a
-    word boundary (TRL joins the strings, so 'Marketer' + 'The' becomes 'market ##ert ##he')."""
-    from transformers import AutoTokenizer
+def test_runner_token_ids_are_exactly_trls(tmp_path):
+    """The cause of issue 13's gap, pinned: the runner tokenised prompt and completion apart (a word
+    boundary where TRL joins the strings, one [SEP] where TRL's appended eos text gives two), which
+    bench/rm_quality.py measured at 3.5 points of held-out accuracy (bare TRL script fed those ids,
+    seeds 0 and 1 on PandaLM). The runner now gives TRL RewardTrainer's own ids, from TRL's own
+    _prepare_dataset, for MiniLM (BERT) and for a Llama-style tokenizer alike; only a pair longer
+    than max_length differs: cut (and counted) where TRL drops it."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
 
     from training.runners.common import load_tokenizer
     from training.runners.reward import tokenize_preferences
-    from training.runners.tiny_models import minilm_path
+    from training.runners.tiny_models import build_tiny_reward_model, minilm_path
 
     rows = [{"prompt": "What should I do about chest pain?\n", "chosen": "Call emergency services now.", "rejected": "Wait."},
             {"prompt": "Role: Social Media Marketer", "chosen": "The personality traits", "rejected": "1. Excellent"}]
-    runner = tokenize_preferences(rows, load_tokenizer(minilm_path()), max_length=512, use_margin=False)[0]
-    trl_tok = AutoTokenizer.from_pretrained(minilm_path())
-    trl_tok.eos_token = trl_tok.sep_token
-    trl_ids = [trl_tok(r["prompt"] + r["chosen"] + trl_tok.eos_token)["input_ids"] for r in rows]
+    for path in (minilm_path(), build_tiny_reward_model(tmp_path / "llama-rm")):
+        runner, cut = tokenize_preferences(rows, load_tokenizer(path), max_length=512, use_margin=False)
+        trl_tok = AutoTokenizer.from_pretrained(path)
+        trl_tok.eos_token = trl_tok.eos_token or trl_tok.sep_token  # what a TRL script does for an encoder
+        trl_tok.pad_token = trl_tok.pad_token or trl_tok.eos_token
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        args = RewardConfig(output_dir=str(tmp_path / "trl"), report_to="none", use_cpu=True, max_length=512)
+        trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=trl_tok)
+        trl_ids = trainer.train_dataset
+        assert cut == 0
+        assert runner["chosen_ids"] == trl_ids["chosen_ids"] and runner["rejected_ids"] == trl_ids["rejected_ids"], path
 
-    assert runner["chosen_ids"][0] == trl_ids[0][:-1]  # same ids, one [SEP] instead of two
-    assert trl_ids[0][-2:] == [trl_tok.sep_token_id] * 2 and runner["chosen_ids"][0][0] == trl_tok.cls_token_id
-    tokens = trl_tok.convert_ids_to_tokens(runner["chosen_ids"][1])
-    assert tokens[-5:] == ["##er", "the", "personality", "traits", "[SEP]"]
-    assert "##he" in trl_tok.convert_ids_to_tokens(trl_ids[1])  # TRL's concatenation glues the words
+    # Longer than max_length: cut from the prompt's start, the completion and eos kept (TRL would drop the row).
+    long = [{"prompt": "history " * 300, "chosen": "Call now.", "rejected": "Wait."}]
+    tok = load_tokenizer(minilm_path())
+    cut_rows, cut = tokenize_preferences(long, tok, max_length=64, use_margin=False)
+    assert cut == 1 and len(cut_rows["chosen_ids"][0]) == 64 and cut_rows["chosen_ids"][0][-1] == tok.eos_token_id
+    assert tok.decode(cut_rows["chosen_ids"][0][-5:-1]) == "call now."
 
 
 @pytest.mark.slow

@@ -231,6 +231,24 @@ def encode_pair_truncated(tokenizer, prompt: str, completion: str, max_length: i
     return add_bos + p_ids + c_ids + eos, truncated
 
 
+def reward_input_ids(tokenizer, prompt: str, completion: str, max_length: int, *, conversational: bool = False) -> tuple[list[int], bool]:
+    """The token ids a reward model reads for prompt + completion, in training and whenever it
+    scores: for plain-text rows exactly TRL RewardTrainer's (the strings joined, the eos text
+    appended unless the completion ends with it, the tokenizer's own special tokens), so a model
+    trained here sees what one trained by a TRL script sees. bench/rm_quality.py measured the
+    alternative (prompt and completion tokenised apart, one eos id): 3.5 points lower held-out
+    accuracy on PandaLM with everything else equal. A row longer than max_length is cut by
+    encode_pair_truncated (prompt start first) instead of dropped, as are conversational rows,
+    whose prompt the chat template has already rendered with its own special tokens."""
+    if not conversational:
+        eos = tokenizer.eos_token or ""
+        text = prompt + completion if completion.endswith(eos) else prompt + completion + eos
+        ids = tokenizer(text=text)["input_ids"]
+        if len(ids) <= max_length:
+            return ids, False
+    return encode_pair_truncated(tokenizer, prompt, completion, max_length)
+
+
 def load_tokenizer(path: str, *, padding_side: str | None = None):
     from transformers import AutoTokenizer
 

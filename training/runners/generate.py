@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from training.runners.common import encode_pair_truncated, load_policy, load_tokenizer, prompt_text, quiet_libraries
+from training.runners.common import is_conversational, load_policy, load_tokenizer, prompt_text, quiet_libraries, reward_input_ids
 from training.runners.reward import load_reward_model, score_sequences
 
 
@@ -112,7 +112,7 @@ def _generate_vllm(model_path, jobs, sampling, *, on_response, should_stop) -> b
 
 def score_responses(reward_model_path: str, items: Sequence[tuple[str, str]], *, max_length: int = 512) -> list[float]:
     """The reward model's score for each (prompt, response), encoded the way the reward model was
-    trained (training.runners.reward: prompt + response + eos, cut deliberately)."""
+    trained (training.runners.common.reward_input_ids, as in training.runners.reward)."""
     quiet_libraries()
     if not items:
         return []
@@ -121,5 +121,6 @@ def score_responses(reward_model_path: str, items: Sequence[tuple[str, str]], *,
     model.config.pad_token_id = tokenizer.pad_token_id
     if torch.cuda.is_available():
         model = model.to("cuda")
-    sequences = [encode_pair_truncated(tokenizer, prompt_text(tokenizer, p), r, max_length)[0] for p, r in items]
+    sequences = [reward_input_ids(tokenizer, prompt_text(tokenizer, p), r, max_length, conversational=is_conversational(p))[0]
+                 for p, r in items]
     return score_sequences(model, tokenizer, sequences)

@@ -18,7 +18,7 @@ from training.runners.common import (
     RunResult,
     Stopwatch,
     completion_text,
-    encode_pair_truncated,
+    is_conversational,
     load_reward_model,
     load_tokenizer,
     model_card_write,
@@ -26,6 +26,7 @@ from training.runners.common import (
     prompt_text,
     quiet_libraries,
     read_manifest,
+    reward_input_ids,
     save_model,
     stop_reason,
     trainer_dir,
@@ -45,9 +46,10 @@ def tokenize_preferences(rows: list[dict], tokenizer, *, max_length: int, use_ma
         columns["margin"] = []
     cut = 0
     for row in rows:
+        conversational = is_conversational(row.get("prompt", ""))
         prompt = prompt_text(tokenizer, row.get("prompt", ""))
-        chosen, c_cut = encode_pair_truncated(tokenizer, prompt, completion_text(row["chosen"]), max_length)
-        rejected, r_cut = encode_pair_truncated(tokenizer, prompt, completion_text(row["rejected"]), max_length)
+        chosen, c_cut = reward_input_ids(tokenizer, prompt, completion_text(row["chosen"]), max_length, conversational=conversational)
+        rejected, r_cut = reward_input_ids(tokenizer, prompt, completion_text(row["rejected"]), max_length, conversational=conversational)
         cut += c_cut or r_cut
         columns["chosen_ids"].append(chosen)
         columns["rejected_ids"].append(rejected)

@@ -70,7 +70,7 @@ def test_runner_token_ids_are_exactly_trls(tmp_path):
     tok = load_tokenizer(minilm_path())
     cut_rows, cut = tokenize_preferences(long, tok, max_length=64, use_margin=False)
     assert cut == 1 and len(cut_rows["chosen_ids"][0]) == 64 and cut_rows["chosen_ids"][0][-1] == tok.eos_token_id
-    assert tok.decode(cut_rows["chosen_ids"][0][-5:-1]) == "call now."
+    assert tok.decode(cut_rows["chosen_ids"][0][-4:-1]) == "call now."
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from annotation.models import Batch, Pair
 from .. import dispatch
 from ..conf import stale_after
 from ..models import POLICY_KINDS, GeneratedResponse, Round, RoundPair, RoundStatus, RunKind, RunStatus, TrainingRun
-from ..services import DEMO_POLICY_BASE
+from ..services import DEMO_POLICY_BASE, run_base_source
 from . import selection
 
 logger = logging.getLogger("training")
@@ -108,6 +108,9 @@ def _run_model(run: TrainingRun) -> dict:
 def _base_model(base: str, *, seed: int) -> dict:
     if base == DEMO_POLICY_BASE:
         return {"name": f"{base} (seed {seed})", "checkpoint": f"built on the worker with seed {seed}", "path": base, "seed": seed}
+    source = run_base_source(base)
+    if source is not None:  # a policy trained onward: its base is the earlier run's model
+        return _run_model(source)
     return {"name": base, "checkpoint": base, "path": base}
 
 

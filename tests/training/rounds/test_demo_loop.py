@@ -57,3 +57,13 @@ def test_two_demo_rounds_from_the_dashboard(fast_training, django_capture_on_com
     assert 0 < m["head_to_head"]["pairs"] <= m["head_to_head_all"]["pairs"]
     assert m["rm_vs_physicians"]["n"] > 0 and m["rm_vs_physicians"]["ceiling"] is not None
     print("DEMO ROUND 2", m)
+
+    # Round 3 from the onward-trained policy: "previous" is round 2's policy (fetched as a run), and the
+    # reference (the policy's base, run:<round 1 policy>) is that same model, so it is sampled once.
+    from training.rounds.services import round_create
+
+    rnd3 = round_create(created_by=rnd.created_by, source_run_id=ppo2.pk,
+                        options={"models": ["new", "previous", "reference"], "responses_per_prompt": 2})
+    assert rnd3.number == 3 and rnd3.models_used["new"]["run"] == ppo2.pk
+    assert rnd3.models_used["previous"]["run"] == ppo.pk and "reference" not in rnd3.models_used
+    assert rnd3.reward_run_id == reward2.pk

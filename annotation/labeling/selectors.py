@@ -127,7 +127,7 @@ def physician_queue(*, user) -> list[dict]:
     mine_calibration: dict[int, int] = {}
     for batch_id, is_calibration, n in (
         Assignment.objects.filter(rater=user, status=AssignmentStatus.SUBMITTED, batch__state=BatchState.OPEN)
-        .values_list("batch", "is_calibration").annotate(c=Count("id"))
+        .values_list("batch", "is_calibration").annotate(c=Count("*"))  # "*": assignment_rater_done_idx alone
     ):
         (mine_calibration if is_calibration else mine)[batch_id] = n
     out = []
@@ -170,7 +170,11 @@ def judgments_visible_to(*, user, batch_id: int | None = None) -> QuerySet[Judgm
     if not (hasattr(user, "profile") and user.profile.role == Role.ADMIN):
         qs = qs.filter(rater=user)
     if batch_id is not None:
-        qs = qs.filter(batch_id=batch_id)
+        # A range, not batch_id = N, on purpose: with an equality PostgreSQL drops batch_id from the
+        # order, judges the primary key as good for "newest first" and, for an old batch holding half
+        # the table, walks back through every newer batch's judgments (1.5 s at 3,000,000 judgments).
+        # Ordered by (batch_id, -id) under a range, only judgment_batch_recent_idx gives the order (0.6 ms).
+        qs = qs.filter(batch_id__gte=batch_id, batch_id__lte=batch_id).order_by("batch_id", "-id")
     return qs
 
 

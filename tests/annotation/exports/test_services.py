@@ -152,7 +152,10 @@ class TestApi:
         assert body["version"] == 1 and {"name", "sha256", "rows"} <= set(body["files"][0]) and "path" not in body["files"][0]
         assert body["manifest"]["policy"] == "majority"
         assert admin_client.get(f"/api/exports/{body['id']}/").json()["id"] == body["id"]
-        assert [e["id"] for e in admin_client.get("/api/exports/").json()] == [body["id"]]
+        assert [e["id"] for e in admin_client.get("/api/exports/").json()["results"]] == [body["id"]]
+        assert admin_client.get(f"/api/exports/?batch={batch.pk + 1000}").json()["results"] == []
+        bad = admin_client.get("/api/exports/?batch=cardiology")
+        assert bad.status_code == 400 and "batch" in bad.json()["errors"]
         file_resp = admin_client.get(f"/api/exports/{body['id']}/files/train.jsonl")
         assert file_resp.status_code == 200
         content = b"".join(file_resp.streaming_content)

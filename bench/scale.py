@@ -83,6 +83,17 @@ def run(database: str, total: int, repeats: int, log) -> tuple[dict, dict]:
                 "p95": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], "queries": n_queries,
                 "seq_scans": sorted({t for t, _ in scans}),
             }
+    # Last, since they change the data the URLs above read: an admin opens a draft batch and closes
+    # the big one (forced: not every pair is judged); both must answer at once, the gate and export
+    # of the close being queued.
+    from annotation.models import Batch, BatchState
+
+    draft = Batch.objects.filter(state=BatchState.DRAFT).order_by("id").first()
+    for label, url in ((f"open a draft batch of {draft.pairs_count:,} pairs", f"/api/batches/{draft.pk}/open/"),
+                       (f"close the big batch of {big.pairs_count:,} pairs", f"/api/batches/{big.pk}/close/")):
+        t0 = time.perf_counter()
+        response = clients["admin"].post(url, {"force": True}, content_type="application/json")
+        cold[f"{label} (status {response.status_code})"] = time.perf_counter() - t0
     return results, cold
 
 

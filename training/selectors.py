@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from annotation.errors import NotFound
 
@@ -119,8 +120,9 @@ def training_runs_recent(*, limit: int = 5) -> list[TrainingRun]:
 
 
 def training_runs_latest_by_batch(*, batch_ids: list[int]) -> dict[int, TrainingRun]:
-    """Each batch's newest training run (through its export), in one query (DISTINCT ON the batch)."""
-    rows = (TrainingRun.objects.filter(export__batch_id__in=batch_ids)
-            .order_by("export__batch_id", "-created_at", "-id").distinct("export__batch_id")
+    """Each batch's newest training run (through its export), in one query. A window, not DISTINCT
+    ON, which only PostgreSQL has (the demo runs on SQLite)."""
+    newest = Window(RowNumber(), partition_by=F("export__batch_id"), order_by=[F("created_at").desc(), F("id").desc()])
+    rows = (TrainingRun.objects.filter(export__batch_id__in=batch_ids).annotate(newest=newest).filter(newest=1)
             .select_related("export").only("id", "kind", "status", "created_at", "export__batch_id"))
     return {run.export.batch_id: run for run in rows}

@@ -4,8 +4,8 @@ screen or endpoint, with the joins and aggregates it needs done in the database.
 from django.contrib.auth import get_user_model
 from datetime import timedelta
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from annotation.errors import NotFound
@@ -305,7 +305,9 @@ def dashboard_overview(*, now=None) -> dict:
 
 
 def batches_latest_export(*, batch_ids: list[int]) -> dict[int, ExportSnapshot]:
-    """Each batch's newest export snapshot, in one query (DISTINCT ON the batch)."""
-    rows = (ExportSnapshot.objects.filter(batch_id__in=batch_ids).order_by("batch_id", "-created_at", "-id")
-            .distinct("batch_id").only("id", "batch_id", "version", "created_at"))
+    """Each batch's newest export snapshot, in one query. A window, not DISTINCT ON, which only
+    PostgreSQL has (the demo runs on SQLite)."""
+    newest = Window(RowNumber(), partition_by=F("batch_id"), order_by=[F("created_at").desc(), F("id").desc()])
+    rows = (ExportSnapshot.objects.filter(batch_id__in=batch_ids).annotate(newest=newest).filter(newest=1)
+            .only("id", "batch_id", "version", "created_at"))
     return {row.batch_id: row for row in rows}

@@ -306,3 +306,20 @@ def test_exporting_an_open_batch_leaves_it_open(admin_user):
     export_services.export_create(batch=batch, params={}, created_by=admin_user)
     batch.refresh_from_db()
     assert batch.state == BatchState.OPEN and batch.exported_at is None
+
+
+def test_dashboard_finds_each_batchs_newest_export_and_run(admin_user, settings, tmp_path):
+    """The batch list's "latest export" and "latest training run" columns: the newest of several, per batch."""
+    from annotation.labeling.selectors import batches_latest_export
+    from training.models import TrainingPipeline, TrainingRun
+    from training.selectors import training_runs_latest_by_batch
+
+    settings.MEDIA_ROOT = tmp_path
+    (a, _, _), (b, _, _) = factories.judged_batch(n_pairs=4, seed=1), factories.judged_batch(n_pairs=4, seed=2)
+    a1, a2 = (export_services.export_create(batch=a, params=None, created_by=admin_user, include_agreement=False) for _ in range(2))
+    b1 = export_services.export_create(batch=b, params=None, created_by=admin_user, include_agreement=False)
+    runs = [TrainingRun.objects.create(pipeline=TrainingPipeline.objects.create(export=e, spec="reward_model"), kind="reward_model",
+                                       export=e, status="queued") for e in (a2, a1, b1)]  # a1's run is a's newest run
+    assert {k: v.pk for k, v in batches_latest_export(batch_ids=[a.pk, b.pk]).items()} == {a.pk: a2.pk, b.pk: b1.pk}
+    assert {k: v.pk for k, v in training_runs_latest_by_batch(batch_ids=[a.pk, b.pk]).items()} == {a.pk: runs[1].pk, b.pk: runs[2].pk}
+    assert batches_latest_export(batch_ids=[]) == {}

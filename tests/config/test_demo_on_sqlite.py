@@ -1,5 +1,5 @@
 """The demo profile (`make run`: config.settings.local on SQLite) serves every admin and physician
-page once a batch has an export and a training run. The rest of the suite runs on PostgreSQL, which
+page once a batch has an export and a training run, and a physician can lease and judge a pair. The rest of the suite runs on PostgreSQL, which
 accepts queries SQLite refuses (DISTINCT ON once made the dashboard a 500 after the demo's first
 close), so the pages are walked here on the demo's own database engine, in a process of its own."""
 
@@ -50,7 +50,17 @@ WALK = textwrap.dedent("""
             print(status, url)
             if status != 200:
                 failed.append((url, status))
+    # And the physician's hot path on the same engine: lease the next pair, judge it.
+    client = Client()
+    client.force_login(User.objects.get(username="dr_ito"))  # Internal Medicine: an open batch with work left
+    lease = client.get("/api/next/")
+    print(lease.status_code, "/api/next/")
+    judged = client.post(f"/api/assignments/{lease.json()['assignment_id']}/judgment/", content_type="application/json",
+                         data={"preference": "1>2", "idempotency_key": "sqlite-walk", "time_spent_ms": 1000,
+                               "criteria": {"accuracy": "1>2"}})
+    print(judged.status_code, "judgment", judged.content[:300])
     assert not failed, failed
+    assert lease.status_code == 200 and judged.status_code == 201
 """)
 
 
@@ -61,4 +71,4 @@ def test_every_page_answers_on_the_demo_sqlite_database(tmp_path):
                         HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DEBUG="0")
     out = subprocess.run([sys.executable, "-c", WALK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert out.stdout.count("200 /") == 24, out.stdout
+    assert out.stdout.count("200 /") == 25, out.stdout

@@ -134,7 +134,7 @@ class TrainingMetric(models.Model):
 class RoundStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     GENERATING = "generating", "Generating"
-    READY = "ready", "Draft batch ready"
+    READY = "ready", "Generated"  # the batch beside it says where labeling stands
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
 

@@ -38,7 +38,8 @@ def batch_closed_handle(*, batch_id: int) -> TrainingPipeline | None:
     """The batch_closed subscriber: check the agreement gate, export with the default params and
     start the batch's training pipeline - exactly once per batch, even when two closes or a retried
     event race. The batch row lock serialises them; the pipeline's unique trigger_key backs it up."""
-    from annotation.agreement.services import batch_agreement_gate, batch_gate_block_record
+    from annotation.agreement.gate import batch_gate_block_record
+    from annotation.agreement.services import batch_agreement_gate
     from annotation.exports.services import export_create, export_default_params
 
     key = f"batch_closed:{batch_id}"

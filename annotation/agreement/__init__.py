@@ -27,8 +27,10 @@ Undefined figures (one rater, no overlap, chance agreement of 1) are None with a
 - text.py       a ratings CSV in, a report as text out (the `agreement` command)
 
 Around the pure engine, with Django:
-- services.py   per-batch reports (loaded from judgments, cached until they change), the training
-                gate, the trend across batches, CSV tables
+- services.py   per-batch reports (loaded from judgments, cached until they change), the trend
+                across batches, CSV tables
+- gate.py       the training gate's rules on a report or a stored headline, and the record of a
+                close it blocked
 - apis.py, urls.py   /api/batches/{id}/agreement/, /api/agreement/trend/
 
 The engine's callers import from annotation.agreement, never from its modules. The engine

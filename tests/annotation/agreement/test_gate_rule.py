@@ -3,9 +3,8 @@ the lower end of its interval must reach the threshold, every rater's kappa must
 
 import pytest
 
-from annotation.agreement.services import (
-    GATE_FAILED, GATE_NOT_ENOUGH_DATA, GATE_PASSED, agreement_report_for_batch, gate_from_report,
-)
+from annotation.agreement.gate import GATE_FAILED, GATE_NOT_ENOUGH_DATA, GATE_PASSED, gate_from_report
+from annotation.agreement.services import agreement_report_for_batch
 from annotation.models import GateRule
 from tests import factories
 

@@ -86,7 +86,7 @@ def run(database: str, total: int, repeats: int, log) -> tuple[dict, dict]:
     # Last, since they change the data the URLs above read: an admin opens a draft batch and closes
     # the big one (forced: not every pair is judged); both must answer at once, the gate and export
     # of the close being queued.
-    from annotation.models import Batch, BatchState
+    from annotation.models import BatchState
 
     draft = Batch.objects.filter(state=BatchState.DRAFT).order_by("id").first()
     for label, url in ((f"open a draft batch of {draft.pairs_count:,} pairs", f"/api/batches/{draft.pk}/open/"),

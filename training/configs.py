@@ -152,6 +152,13 @@ def pipeline_stages(pipeline: str) -> list[str]:
         raise ParamsInvalid(f"Unknown pipeline {pipeline!r}; use one of: {', '.join(PIPELINES)}.") from None
 
 
+# String parameters with a fixed set of values, per kind.
+_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "reward_model": {"score_head_init": ("random", "zero")},
+    "dpo": {"loss_type": ("sigmoid", "ipo", "hinge", "robust")},
+}
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
     if default is None:  # tri-state booleans such as bf16
         if value is None or isinstance(value, bool):
@@ -214,10 +221,9 @@ def params_resolve(*, kind: str, params: dict | None) -> dict[str, Any]:
     for key, (low, high) in _BOUNDS.items():
         if key in resolved and not (low <= resolved[key] <= high):
             raise ParamsInvalid(f"{key}={resolved[key]} is outside [{low}, {high}].")
-    if kind == "reward_model" and resolved["score_head_init"] not in {"random", "zero"}:
-        raise ParamsInvalid("score_head_init must be random or zero.")
-    if kind == "dpo" and resolved["loss_type"] not in {"sigmoid", "ipo", "hinge", "robust"}:
-        raise ParamsInvalid("loss_type must be one of sigmoid, ipo, hinge, robust.")
+    for key, allowed in _CHOICES.get(kind, {}).items():
+        if resolved[key] not in allowed:
+            raise ParamsInvalid(f"{key} must be one of {', '.join(allowed)}.")
     return resolved
 
 

@@ -240,10 +240,14 @@ def test_score_head_init_zeroes_only_a_head_the_base_lacks(tmp_path):
     assert torch.count_nonzero(kept.score.weight) > 0 and torch.equal(kept.score.weight, again.score.weight)
 
 
-@pytest.mark.parametrize("value, ok", [("zero", True), ("random", True), ("xavier", False), (0, False)])
-def test_score_head_init_param_is_checked(value, ok):
+@pytest.mark.parametrize("kind, key, value, ok", [
+    ("reward_model", "score_head_init", "zero", True), ("reward_model", "score_head_init", "random", True),
+    ("reward_model", "score_head_init", "xavier", False), ("reward_model", "score_head_init", 0, False),
+    ("dpo", "loss_type", "ipo", True), ("dpo", "loss_type", "kto", False),
+])
+def test_string_params_with_fixed_values_are_checked(kind, key, value, ok):
     if ok:
-        assert configs.params_resolve(kind="reward_model", params={"score_head_init": value})["score_head_init"] == value
+        assert configs.params_resolve(kind=kind, params={key: value})[key] == value
     else:
-        with pytest.raises(configs.ParamsInvalid, match="score_head_init"):
-            configs.params_resolve(kind="reward_model", params={"score_head_init": value})
+        with pytest.raises(configs.ParamsInvalid, match=key):
+            configs.params_resolve(kind=kind, params={key: value})
